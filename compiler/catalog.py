@@ -1,0 +1,196 @@
+"""The resolved catalog: models with parsed, qualified expressions, and the entity join graph.
+
+Built once by `validate.build_catalog`; read-only afterwards. Every expression is parsed at build
+time and qualified with its model's alias (the model name), so rendering only copies nodes.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from sqlglot import exp
+
+from .errors import Location, QueryError
+from .model import AffinityMetric, Dimension, Measure, SavedQuery, SemanticModel, View
+from .sqlexpr import ParsedFilter
+
+
+def alias_id(name: str) -> exp.Identifier:
+    """Aliases are always quoted: model names such as `order` are reserved words."""
+    return exp.to_identifier(name, quoted=True)
+
+
+@dataclass(frozen=True)
+class DimensionInfo:
+    model: str
+    name: str
+    type: str  # categorical | time | number | boolean
+    expr: exp.Expression
+    definition: Dimension
+
+    @property
+    def ref(self) -> str:
+        return f"{self.model}.{self.name}"
+
+
+@dataclass(frozen=True)
+class MeasureInfo:
+    model: str
+    name: str
+    agg: str
+    expr: exp.Expression | None  # None: count rows
+    definition: Measure
+
+    @property
+    def ref(self) -> str:
+        return f"{self.model}.{self.name}"
+
+
+@dataclass(frozen=True)
+class EntityInfo:
+    name: str
+    type: str  # primary | unique | foreign
+    expr: exp.Expression
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    definition: SemanticModel
+    source: exp.Expression  # a Table or Subquery, aliased with the model name
+    entities: Mapping[str, EntityInfo]
+    dimensions: Mapping[str, DimensionInfo]
+    measures: Mapping[str, MeasureInfo]
+    default_time: DimensionInfo | None = None
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    @property
+    def primary(self) -> EntityInfo | None:
+        return next((e for e in self.entities.values() if e.type == "primary"), None)
+
+
+@dataclass(frozen=True)
+class Edge:
+    """One join step: `source` joins `target` on `entity`; `fanout` when target has many rows per key."""
+
+    source: str
+    target: str
+    entity: str
+    fanout: bool
+
+    def __str__(self) -> str:
+        return f"{self.source} {'←' if self.fanout else '→'} {self.target}"
+
+
+@dataclass(frozen=True)
+class AffinityInfo:
+    definition: AffinityMetric
+    bridge: str  # the model holding one row per (basket, item) line
+    basket_model: str
+    item_model: str
+    filter: ParsedFilter | None
+
+
+@dataclass
+class Catalog:
+    models: dict[str, ModelInfo]
+    metrics: dict[str, object]  # name -> metric definition (model.Metric)
+    saved_queries: dict[str, SavedQuery] = field(default_factory=dict)
+    views: dict[str, View] = field(default_factory=dict)
+    metric_filters: dict[str, ParsedFilter] = field(default_factory=dict)
+    input_filters: dict[tuple[str, str], ParsedFilter] = field(default_factory=dict)
+    derived_exprs: dict[str, exp.Expression] = field(default_factory=dict)
+    affinities: dict[str, AffinityInfo] = field(default_factory=dict)
+    origins: dict[str, Location] = field(default_factory=dict)
+    entity_owner: dict[str, str] = field(default_factory=dict)
+    edges: dict[str, list[Edge]] = field(default_factory=dict)
+    version: str = ""
+    _paths: dict[str, dict[str, tuple[tuple[Edge, ...], ...]]] = field(default_factory=dict, repr=False)
+
+    # --- names ---------------------------------------------------------------------------
+
+    def model_for(self, qualifier: str) -> ModelInfo | None:
+        """A model by its own name or by the entity it has as primary key."""
+        if qualifier in self.models:
+            return self.models[qualifier]
+        owner = self.entity_owner.get(qualifier)
+        return self.models.get(owner) if owner else None
+
+    def qualifiers(self) -> set[str]:
+        return set(self.models) | set(self.entity_owner)
+
+    def all_dimension_refs(self) -> list[str]:
+        return sorted(d.ref for m in self.models.values() for d in m.dimensions.values())
+
+    # --- join graph ----------------------------------------------------------------------
+
+    def path(self, source: str, target: str) -> tuple[Edge, ...]:
+        """The shortest join path from `source` to `target`; ambiguity and absence are errors."""
+        if source == target:
+            return ()
+        candidates = self._shortest_paths(source).get(target)
+        if not candidates:
+            raise QueryError(
+                f"{target} cannot be reached from {source}",
+                hint=f"no chain of entities links them; models reachable from {source}: "
+                     + ", ".join(sorted(self._shortest_paths(source))),
+            )
+        if len(candidates) > 1:
+            shown = "; ".join(" ".join(str(e) for e in path) for path in candidates)
+            raise QueryError(
+                f"ambiguous join path from {source} to {target}: {shown}",
+                hint="give the entities distinct names, or remove one of the links",
+            )
+        return candidates[0]
+
+    def reachable(self, source: str) -> list[str]:
+        """Models reachable from `source` by exactly one shortest path, nearest first."""
+        found = self._shortest_paths(source)
+        return [m for m in found if len(found[m]) == 1]
+
+    def _shortest_paths(self, source: str) -> dict[str, tuple[tuple[Edge, ...], ...]]:
+        cached = self._paths.get(source)
+        if cached is not None:
+            return cached
+        paths: dict[str, list[tuple[Edge, ...]]] = {source: [()]}
+        depth = {source: 0}
+        queue = deque([source])
+        while queue:
+            node = queue.popleft()
+            for edge in self.edges.get(node, ()):
+                nxt = edge.target
+                if nxt not in depth:
+                    depth[nxt] = depth[node] + 1
+                    paths[nxt] = []
+                    queue.append(nxt)
+                if depth[nxt] == depth[node] + 1:
+                    # keep at most two paths per target: enough to know and show an ambiguity
+                    for p in paths[node]:
+                        if len(paths[nxt]) < 2:
+                            paths[nxt].append(p + (edge,))
+        result = {m: tuple(p) for m, p in paths.items() if m != source}
+        self._paths[source] = result
+        return result
+
+
+def build_edges(models: Mapping[str, ModelInfo]) -> tuple[dict[str, list[Edge]], dict[str, str]]:
+    """Edges of the entity graph; a foreign or unique key meets the model where it is primary."""
+    owner: dict[str, str] = {}
+    for model in models.values():
+        for entity in model.entities.values():
+            if entity.type == "primary":
+                owner[entity.name] = model.name
+    edges: dict[str, list[Edge]] = {name: [] for name in models}
+    for model in models.values():
+        for entity in model.entities.values():
+            target = owner.get(entity.name)
+            if target is None or target == model.name:
+                continue
+            # model -> owner is safe (owner has one row per key); back is a fan-out unless unique
+            edges[model.name].append(Edge(model.name, target, entity.name, fanout=False))
+            edges[target].append(Edge(target, model.name, entity.name, fanout=entity.type == "foreign"))
+    return edges, owner

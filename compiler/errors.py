@@ -1,0 +1,129 @@
+"""One error hierarchy for every problem a user can act on.
+
+Each error carries a stable `code`, a message saying what is wrong, an optional `location`
+(file:line, a JSON path or a position in a filter) and a `hint` saying what to do.
+A bug in Canon is never one of these: it propagates as an ordinary exception.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Iterable
+
+
+@dataclass(frozen=True)
+class Location:
+    file: str | None = None
+    line: int | None = None
+    column: int | None = None
+    path: str | None = None  # e.g. "metrics[3].numerator" or "where"
+
+    def __str__(self) -> str:
+        if self.file:
+            text = self.file
+            if self.line:
+                text += f":{self.line}"
+            return text
+        return self.path or ""
+
+
+class CanonError(Exception):
+    """Root of all user-facing errors."""
+
+    code = "canon_error"
+    http_status = 400
+
+    def __init__(self, message: str, *, location: Location | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.location = location
+        self.hint = hint
+
+    def __str__(self) -> str:
+        text = self.message
+        if self.location and str(self.location):
+            text = f"{self.location}: {text}"
+        if self.hint:
+            text += f" — {self.hint}"
+        return text
+
+    def to_dict(self) -> dict:
+        return {
+            "code": self.code,
+            "message": self.message,
+            "location": str(self.location) if self.location else None,
+            "hint": self.hint,
+        }
+
+
+class ConfigError(CanonError):
+    """A definition file is malformed or inconsistent."""
+
+    code = "config_error"
+
+
+class CatalogErrors(ConfigError):
+    """Every problem found while validating the catalog, reported at once."""
+
+    code = "invalid_catalog"
+
+    def __init__(self, errors: list[CanonError]):
+        self.errors = sorted(errors, key=_error_sort_key)
+        super().__init__(f"{len(self.errors)} problem(s) in the catalog")
+
+    def __str__(self) -> str:
+        return "\n".join(str(e) for e in self.errors)
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "errors": [e.to_dict() for e in self.errors]}
+
+
+class UnknownNameError(CanonError):
+    """A metric, dimension, model or field that does not exist."""
+
+    code = "unknown_name"
+    http_status = 404
+
+
+class QueryError(CanonError):
+    """A request that cannot be answered as asked."""
+
+    code = "invalid_query"
+
+
+class FilterError(QueryError):
+    """A filter expression outside the allowed grammar."""
+
+    code = "invalid_filter"
+
+
+class UnsupportedError(CanonError):
+    """A feature the chosen dialect or warehouse cannot express."""
+
+    code = "unsupported"
+
+
+class WarehouseError(CanonError):
+    """The warehouse is missing, unreachable or rejected the query."""
+
+    code = "warehouse_error"
+    http_status = 503
+
+
+def _error_sort_key(error: CanonError):
+    loc = error.location or Location()
+    return (loc.file or "", loc.line or 0, error.message)
+
+
+def did_you_mean(name: str, choices: Iterable[str], *, limit: int = 8) -> str:
+    """A hint naming the closest valid choices, or a sample of the valid ones."""
+    choices = sorted(set(choices))
+    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.6)
+    if close:
+        return "did you mean " + " or ".join(repr(c) for c in close) + "?"
+    if not choices:
+        return "there are no valid choices here"
+    shown = ", ".join(choices[:limit])
+    more = f" (and {len(choices) - limit} more)" if len(choices) > limit else ""
+    return f"valid choices: {shown}{more}"

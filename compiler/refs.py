@@ -1,0 +1,124 @@
+"""Names -> catalog objects: dimension references, measure references, filter references.
+
+A dimension reference is `<model or entity>.<dimension>[.<grain>]`, `metric_time[.<grain>]`, or
+`antecedent.<...>` / `consequent.<...>` (an item-side dimension of an affinity metric).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlglot import exp
+
+from .catalog import Catalog, DimensionInfo, MeasureInfo
+from .errors import QueryError, UnknownNameError, did_you_mean
+from .model import GRAINS
+from .sqlexpr import ParsedFilter
+
+METRIC_TIME = "metric_time"
+SIDES = ("antecedent", "consequent")
+
+
+@dataclass(frozen=True)
+class DimRef:
+    """A parsed dimension reference; `dimension` is None for metric_time (bound per metric)."""
+
+    ref: str
+    kind: str  # dimension | metric_time | antecedent | consequent
+    dimension: DimensionInfo | None
+    grain: str | None
+
+    @property
+    def alias(self) -> str:
+        return self.ref.replace(".", "__")
+
+    @property
+    def type(self) -> str:
+        if self.kind == METRIC_TIME:
+            return "time"
+        return self.dimension.type
+
+
+def parse_ref(catalog: Catalog, ref: str, *, item_model: str | None = None) -> DimRef:
+    """Resolve a reference by name alone (no join path yet)."""
+    if not isinstance(ref, str) or not ref:
+        raise QueryError("a dimension reference must be a non-empty string")
+    parts = ref.split(".")
+    head = parts[0]
+    if head == METRIC_TIME:
+        if len(parts) > 2:
+            raise UnknownNameError(f"unknown dimension '{ref}'", hint=f"write metric_time or metric_time.<grain>; grains: {', '.join(GRAINS)}")
+        grain = _grain(ref, parts[1]) if len(parts) == 2 else None
+        return DimRef(ref, METRIC_TIME, None, grain)
+    if head in SIDES:
+        if item_model is None:
+            raise QueryError(f"'{ref}' names a side of a product pair; it applies only to affinity metrics",
+                             hint="query an affinity metric such as cross_sell_score with it")
+        rest = parts[1:]
+        if not rest:
+            raise UnknownNameError(f"'{ref}' needs a dimension, e.g. {head}.product_name")
+        model = catalog.models[item_model]
+        if rest[0] in model.dimensions:
+            rest = [item_model] + rest
+        dim, grain = _dimension(catalog, ".".join(rest), rest)
+        return DimRef(ref, head, dim, grain)
+    dim, grain = _dimension(catalog, ref, parts)
+    return DimRef(ref, "dimension", dim, grain)
+
+
+def resolve_dimension(catalog: Catalog, ref: str) -> DimensionInfo:
+    return _dimension(catalog, ref, ref.split("."))[0]
+
+
+def _dimension(catalog: Catalog, ref: str, parts: list[str]) -> tuple[DimensionInfo, str | None]:
+    if len(parts) < 2 or len(parts) > 3:
+        raise UnknownNameError(f"unknown dimension '{ref}'",
+                               hint="write <model>.<dimension>[.<grain>] — " + did_you_mean(ref, catalog.all_dimension_refs()))
+    model = catalog.model_for(parts[0])
+    if model is None:
+        raise UnknownNameError(f"unknown dimension '{ref}': no model or entity '{parts[0]}'",
+                               hint=did_you_mean(".".join(parts[:2]), catalog.all_dimension_refs()))
+    dim = model.dimensions.get(parts[1])
+    if dim is None:
+        raise UnknownNameError(
+            f"unknown dimension '{ref}': model '{model.name}' has no dimension '{parts[1]}'",
+            hint=did_you_mean(f"{model.name}.{parts[1]}", [d.ref for d in model.dimensions.values()]))
+    grain = None
+    if len(parts) == 3:
+        if dim.type != "time":
+            raise QueryError(f"'{ref}': only time dimensions take a grain, and {dim.ref} is {dim.type}",
+                             hint=f"write {dim.ref}")
+        grain = _grain(ref, parts[2])
+    return dim, grain
+
+
+def _grain(ref: str, grain: str) -> str:
+    if grain not in GRAINS:
+        raise UnknownNameError(f"unknown time grain '{grain}' in '{ref}'", hint=did_you_mean(grain, GRAINS))
+    return grain
+
+
+def split_measure_ref(catalog: Catalog, ref: str) -> MeasureInfo:
+    model_name, _, measure_name = ref.partition(".")
+    model = catalog.models.get(model_name)
+    all_refs = [ms.ref for mod in catalog.models.values() for ms in mod.measures.values()]
+    if model is None or measure_name not in model.measures:
+        raise UnknownNameError(f"unknown measure '{ref}'", hint=did_you_mean(ref, all_refs))
+    return model.measures[measure_name]
+
+
+def check_filter_refs(catalog: Catalog, parsed: ParsedFilter, source_model: str) -> bool:
+    """Every reference in a definition's filter names a dimension reachable from `source_model`."""
+    for ref in parsed.refs:
+        dimref = parse_ref(catalog, ref)
+        if dimref.kind == "dimension":
+            catalog.path(source_model, dimref.dimension.model)
+    return True
+
+
+def time_expr(dim: DimensionInfo, grain: str | None) -> exp.Expression:
+    """A time dimension truncated to `grain` (as a DATE), or as stored when no grain is given."""
+    if grain is None:
+        return dim.expr.copy()
+    trunc = exp.TimestampTrunc(this=dim.expr.copy(), unit=exp.var(grain.upper()))
+    return exp.cast(trunc, exp.DataType.Type.DATE)

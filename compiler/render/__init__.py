@@ -1,0 +1,1 @@
+"""Render pass: plan nodes -> sqlglot expression trees (one module per node kind)."""

@@ -1,0 +1,26 @@
+"""A metric request: what every API (CLI, HTTP, Cube, PostgreSQL wire) hands the compiler."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class QueryRequest:
+    metrics: tuple[str, ...]
+    dimensions: tuple[str, ...] = ()
+    where: tuple[str, ...] = ()  # boolean expressions over dimensions, ANDed
+    order: tuple[str, ...] = ()  # metric or dimension references; a leading '-' sorts descending
+    limit: int | None = None
+    offset: int | None = None
+    start: str | None = None  # ISO date or timestamp; metric_time >= start
+    end: str | None = None  # ISO date (inclusive day) or timestamp (exclusive)
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self):
+        # accept lists from callers; keep tuples inside
+        for name in ("metrics", "dimensions", "where", "order"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                value = (value,)
+            object.__setattr__(self, name, tuple(value or ()))

@@ -1,0 +1,132 @@
+"""The only module that parses SQL text.
+
+Two kinds of text arrive here:
+- definition expressions written by catalog authors (measure, dimension and entity expressions,
+  model SQL), parsed once when the catalog is built;
+- filters written by users, parsed per request and checked node by node against an allow-list:
+  boolean logic, comparisons, IN over literals, BETWEEN, LIKE, IS NULL, arithmetic, literals,
+  dimension references and a few harmless functions. Anything else is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, TokenError
+
+from .errors import ConfigError, FilterError, Location
+
+# Canon's own expression language is the ANSI-ish default dialect; output is rendered per warehouse.
+SOURCE_DIALECT = "duckdb"
+
+_FILTER_NODES: tuple[type[exp.Expression], ...] = (
+    exp.And, exp.Or, exp.Not, exp.Paren,
+    exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ, exp.NullSafeNEQ,
+    exp.Is, exp.In, exp.Between, exp.Like, exp.ILike,
+    exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod, exp.Neg,
+    exp.Literal, exp.Boolean, exp.Null, exp.Tuple,
+    exp.Column, exp.Identifier,
+    exp.Cast, exp.DataType, exp.Interval, exp.Var,
+    exp.Lower, exp.Upper, exp.Coalesce, exp.Abs, exp.Length, exp.Trim,
+    exp.CurrentDate, exp.CurrentTimestamp,
+)
+_FILTER_TYPES = {
+    exp.DataType.Type.DATE, exp.DataType.Type.TIMESTAMP, exp.DataType.Type.INT,
+    exp.DataType.Type.BIGINT, exp.DataType.Type.DOUBLE, exp.DataType.Type.DECIMAL,
+    exp.DataType.Type.VARCHAR, exp.DataType.Type.TEXT, exp.DataType.Type.BOOLEAN,
+}
+_FORBIDDEN_IN_DEFINITIONS = (exp.Query, exp.Subquery, exp.DDL, exp.DML, exp.Command, exp.Placeholder)
+
+
+@dataclass(frozen=True)
+class ParsedFilter:
+    """A checked filter: its AST and the dimension references it names, in order."""
+
+    condition: exp.Expression
+    refs: tuple[str, ...]
+
+
+def _lean(tree: exp.Expression) -> exp.Expression:
+    """Drop token positions and comments: trees are copied on every compile, and copying the
+    position metadata sqlglot keeps per node costs more than the rest of the copy."""
+    for node in tree.walk():
+        node._meta = None
+        node.comments = None
+    return tree
+
+
+def column_ref(column: exp.Column) -> str:
+    """`order.ordered_at.month` as written, from a parsed Column node."""
+    return ".".join(part.name for part in column.parts)
+
+
+def parse_filter(text: str, *, field: str = "where") -> ParsedFilter:
+    """Parse a user filter and check it against the allow-list."""
+    if not isinstance(text, str) or not text.strip():
+        raise FilterError(f"a filter must be a non-empty boolean expression",
+                          location=Location(path=field))
+    try:
+        tree = sqlglot.parse_one(text, dialect=SOURCE_DIALECT, into=exp.Condition)
+    except (ParseError, TokenError) as error:
+        raise FilterError(
+            f"{text!r} is not a boolean expression over dimensions",
+            location=Location(path=field),
+            hint=f"write e.g. \"product.category = 'Coffee' AND customer.country_code IN ('US', 'GB')\" ({_first_line(error)})",
+        ) from None
+    refs: list[str] = []
+    for node in tree.walk():
+        node.comments = None  # comments never travel into generated SQL
+        if not isinstance(node, _FILTER_NODES):
+            raise FilterError(
+                f"{node.sql(SOURCE_DIALECT)[:60]!r} is not allowed in a filter",
+                location=Location(path=field),
+                hint="filters may use dimensions, literals, comparisons, AND/OR/NOT, IN (...), BETWEEN, "
+                     "LIKE, IS NULL, arithmetic and lower/upper/coalesce/abs/length/trim",
+            )
+        if isinstance(node, exp.In) and (node.args.get("query") or node.args.get("unnest") or node.args.get("field")):
+            raise FilterError(f"IN takes a list of literal values, not a subquery",
+                              location=Location(path=field))
+        if isinstance(node, exp.DataType) and node.this not in _FILTER_TYPES:
+            raise FilterError(f"cast to {node.sql()} is not allowed",
+                              location=Location(path=field),
+                              hint="cast only to date, timestamp, integer, bigint, double, decimal, varchar or boolean")
+        if isinstance(node, exp.Column):
+            if isinstance(node.this, exp.Star):
+                raise FilterError(f"'*' is not a dimension", location=Location(path=field))
+            refs.append(column_ref(node))
+    if not isinstance(tree, exp.Condition) or isinstance(tree, (exp.Column, exp.Literal)):
+        raise FilterError(f"{text!r} is not a boolean expression",
+                          location=Location(path=field),
+                          hint="compare a dimension with a value, e.g. customer.segment = 'enterprise'")
+    return ParsedFilter(condition=_lean(tree), refs=tuple(refs))
+
+
+def parse_definition_expr(text: str, location: Location, *, what: str) -> exp.Expression:
+    """Parse an author's SQL expression (measure, dimension, entity); subqueries are refused."""
+    try:
+        tree = sqlglot.parse_one(str(text), dialect=SOURCE_DIALECT)
+    except (ParseError, TokenError) as error:
+        raise ConfigError(f"{what}: cannot parse {text!r}", location=location,
+                          hint=f"write a SQL expression over the model's columns ({_first_line(error)})") from None
+    bad = tree.find(*_FORBIDDEN_IN_DEFINITIONS)
+    if bad is not None or isinstance(tree, _FORBIDDEN_IN_DEFINITIONS):
+        raise ConfigError(f"{what}: {text!r} must be a plain expression, not a query or statement",
+                          location=location, hint="move the logic into the model's `sql:` instead")
+    return _lean(tree)
+
+
+def parse_model_sql(text: str, location: Location) -> exp.Query:
+    try:
+        tree = sqlglot.parse_one(text, dialect=SOURCE_DIALECT)
+    except (ParseError, TokenError) as error:
+        raise ConfigError(f"model sql: cannot parse the query", location=location,
+                          hint=_first_line(error)) from None
+    if not isinstance(tree, exp.Query):
+        raise ConfigError("model sql: must be a SELECT query", location=location)
+    return _lean(tree)
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0][:200]

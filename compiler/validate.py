@@ -1,0 +1,417 @@
+"""Validate pass: documents -> Catalog.
+
+Runs small rules in order and collects every problem before raising once (`CatalogErrors`), each
+as `file:line: what is wrong — what to do`. Structural checks are pydantic's; semantic ones
+(references, reachability, cycles, duplicates) are here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Callable
+
+from pydantic import BaseModel, ValidationError
+from sqlglot import exp
+
+from . import model as m
+from .catalog import (AffinityInfo, Catalog, DimensionInfo, EntityInfo, MeasureInfo, ModelInfo,
+                      alias_id, build_edges)
+from .errors import CanonError, CatalogErrors, ConfigError, Location, did_you_mean
+from .load import Document
+from .sqlexpr import parse_definition_expr, parse_filter, parse_model_sql
+
+
+class Problems:
+    """Collects errors; `check` runs a rule and records the CanonError it raises."""
+
+    def __init__(self):
+        self.errors: list[CanonError] = []
+
+    def add(self, message: str, location: Location | None, hint: str | None = None):
+        self.errors.append(ConfigError(message, location=location, hint=hint))
+
+    def check(self, fn: Callable[[], Any], location: Location | None, prefix: str = "") -> Any:
+        try:
+            return fn()
+        except CanonError as error:
+            if error.location is None or not error.location.file:
+                error = ConfigError(prefix + error.message, location=location, hint=error.hint)
+            self.errors.append(error)
+            return None
+
+
+def build_catalog(documents: list[Document], read_errors: list[CanonError] = ()) -> Catalog:
+    problems = Problems()
+    problems.errors.extend(read_errors)
+    models_defs, metric_files = _parse_documents(documents, problems)
+    catalog = Catalog(models={}, metrics={})
+    _build_models(models_defs, catalog, problems)
+    catalog.edges, catalog.entity_owner = build_edges(catalog.models)
+    _check_entities(catalog, problems)
+    _resolve_default_times(catalog, problems)
+    _register_metrics(metric_files, catalog, problems)
+    _check_metrics(catalog, problems)
+    _check_cycles(catalog, problems)
+    if not problems.errors:
+        _check_saved_queries_and_views(catalog, problems)
+    if problems.errors:
+        raise CatalogErrors(problems.errors)
+    catalog.version = _version(documents)
+    return catalog
+
+
+# --- structure ---------------------------------------------------------------------------------
+
+_CLASS_FOR_KEY: dict[str, type[BaseModel]] = {
+    "semantic_model": m.SemanticModel, "semantic_models": m.SemanticModel, "entities": m.Entity,
+    "dimensions": m.Dimension, "measures": m.Measure, "deduplicate": m.Deduplicate,
+    "saved_queries": m.SavedQuery, "views": m.View, "numerator": m.MetricInput,
+    "denominator": m.MetricInput,
+}
+_METRIC_CLASSES = {"simple": m.SimpleMetric, "ratio": m.RatioMetric, "derived": m.DerivedMetric,
+                   "affinity": m.AffinityMetric}
+
+
+def _parse_documents(documents, problems):
+    models: list[tuple[m.SemanticModel, Document, tuple]] = []
+    metric_files: list[tuple[m.MetricsFile, Document]] = []
+    for doc in documents:
+        if doc.data is None:
+            continue
+        expected = m.SemanticModelFile if doc.kind == "semantic_models" else m.MetricsFile
+        if not isinstance(doc.data, dict):
+            problems.add("the file must be a mapping", doc.location(()),
+                         "start with `semantic_model:`" if doc.kind == "semantic_models"
+                         else "start with `metrics:`, `saved_queries:` or `views:`")
+            continue
+        try:
+            parsed = expected.model_validate(doc.data)
+        except ValidationError as error:
+            for err in error.errors():
+                _report_pydantic_error(err, doc, expected, problems)
+            continue
+        if doc.kind == "semantic_models":
+            if parsed.semantic_model:
+                models.append((parsed.semantic_model, doc, ("semantic_model",)))
+            models += [(sm, doc, ("semantic_models", i)) for i, sm in enumerate(parsed.semantic_models)]
+        else:
+            metric_files.append((parsed, doc))
+    return models, metric_files
+
+
+def _report_pydantic_error(err: dict, doc: Document, root: type[BaseModel], problems: Problems):
+    """Map a pydantic error's `loc` onto the YAML positions; wording chosen by `err['type']`."""
+    path, data, cls = [], doc.data, root
+    for segment in err["loc"]:
+        if isinstance(data, dict) and segment in data:
+            key = segment
+            cls = _CLASS_FOR_KEY.get(key, cls)
+            data = data[segment]
+            path.append(segment)
+        elif isinstance(data, list) and isinstance(segment, int) and segment < len(data):
+            data = data[segment]
+            path.append(segment)
+            if path and len(path) >= 2 and path[-2] == "metrics" and isinstance(data, dict):
+                cls = _METRIC_CLASSES.get(data.get("type"), cls)
+        # other segments are pydantic's (the union tag, a type name): not in the YAML
+    kind, location = err["type"], doc.location(tuple(path))
+    where = ".".join(str(p) for p in path)
+    field = str(err["loc"][-1]) if err["loc"] else ""
+    if kind == "missing":
+        problems.add(f"missing required field '{field}' in {where or 'the file'}", location,
+                     f"add `{field}:`")
+    elif kind == "extra_forbidden":
+        valid = list(getattr(cls, "model_fields", {}))
+        problems.add(f"unknown field '{field}' in {'.'.join(str(p) for p in path[:-1]) or 'the file'}",
+                     location, did_you_mean(field, valid))
+    elif kind in ("union_tag_invalid", "union_tag_not_found"):
+        tag = err.get("ctx", {}).get("tag", "")
+        problems.add(f"metric {where}: unknown or missing type {tag!r}" if tag else
+                     f"metric {where}: missing `type`", location,
+                     "valid types: " + ", ".join(m.METRIC_TYPES))
+    elif kind == "literal_error":
+        problems.add(f"{where}: {err.get('input')!r} is not allowed", location,
+                     f"expected {err.get('ctx', {}).get('expected')}")
+    elif kind == "string_pattern_mismatch":
+        problems.add(f"{where}: {err.get('input')!r} is not a valid name", location,
+                     "names use lowercase letters, digits and underscores and start with a letter")
+    elif kind == "value_error":
+        problems.add(f"{where}: {err['ctx']['error']}" if "ctx" in err else f"{where}: {err['msg']}", location)
+    else:
+        problems.add(f"{where}: {err['msg']}", location)
+
+
+# --- models ----------------------------------------------------------------------------------
+
+
+def _qualify(tree: exp.Expression, model_name: str) -> exp.Expression:
+    """Bind bare columns to the model's alias."""
+    def bind(node):
+        if isinstance(node, exp.Column) and not node.table:
+            return exp.Column(this=node.this.copy(), table=alias_id(model_name))
+        return node
+    return tree.transform(bind)
+
+
+def _build_models(defs, catalog: Catalog, problems: Problems):
+    for sm, doc, base in defs:
+        here = lambda *p, doc=doc, base=base: doc.location(base + p)  # noqa: E731
+        if sm.name in catalog.models:
+            problems.add(f"semantic model '{sm.name}' is defined twice", here("name"),
+                         f"first defined at {catalog.origins['model:' + sm.name]}; rename one")
+            continue
+        catalog.origins["model:" + sm.name] = here("name")
+        if sm.table:
+            source: exp.Expression = exp.to_table(sm.table)
+        else:
+            query = problems.check(lambda: parse_model_sql(sm.sql, here("sql")), here("sql"))
+            if query is None:
+                continue
+            source = query.subquery()
+        if sm.deduplicate:
+            source = _deduplicated(source, sm.deduplicate)
+        source = (exp.Subquery(this=source.this) if isinstance(source, exp.Subquery) else source.copy())
+        source.set("alias", exp.TableAlias(this=alias_id(sm.name)))
+
+        def parsed(text, what, path):
+            tree = problems.check(lambda: parse_definition_expr(text, here(*path), what=what), here(*path))
+            return _qualify(tree, sm.name) if tree is not None else None
+
+        entities, dimensions, measures = {}, {}, {}
+        for i, ent in enumerate(sm.entities):
+            _unique_name(ent.name, entities, "entity", here("entities", i), problems)
+            tree = parsed(ent.sql, f"entity {ent.name}", ("entities", i, "expr"))
+            if tree is not None:
+                entities[ent.name] = EntityInfo(ent.name, ent.type, tree)
+        if sum(e.type == "primary" for e in sm.entities) > 1:
+            problems.add(f"semantic model '{sm.name}' has more than one primary entity", here("entities"),
+                         "keep one primary; mark the others unique or foreign")
+        for i, dim in enumerate(sm.dimensions):
+            _unique_name(dim.name, dimensions, "dimension", here("dimensions", i), problems)
+            tree = parsed(dim.sql, f"dimension {dim.name}", ("dimensions", i))
+            if tree is not None:
+                dimensions[dim.name] = DimensionInfo(sm.name, dim.name, dim.type, tree, dim)
+        for i, meas in enumerate(sm.measures):
+            _unique_name(meas.name, measures, "measure", here("measures", i), problems)
+            tree = None
+            if meas.expr is not None or meas.agg != "count":
+                tree = parsed(meas.expr or meas.name, f"measure {meas.name}", ("measures", i))
+                if tree is None:
+                    continue
+            measures[meas.name] = MeasureInfo(sm.name, meas.name, meas.agg, tree, meas)
+        catalog.models[sm.name] = ModelInfo(sm, source, entities, dimensions, measures)
+
+
+def _deduplicated(source: exp.Expression, rule: m.Deduplicate) -> exp.Subquery:
+    """Keep the latest row per key: ROW_NUMBER() over the key, newest first, = 1."""
+    inner_source = source.copy() if isinstance(source, exp.Subquery) else source.copy()
+    rank = exp.Window(
+        this=exp.RowNumber(),
+        partition_by=[exp.column(k) for k in rule.key],
+        order=exp.Order(expressions=[exp.Ordered(this=exp.column(rule.latest_by), desc=True)]),
+    )
+    ranked = exp.select(exp.Star(), exp.alias_(rank, "_canon_rank")).from_(inner_source)
+    latest = exp.select(exp.Star()).from_(ranked.subquery("_canon_ranked")).where(
+        exp.EQ(this=exp.column("_canon_rank"), expression=exp.Literal.number(1)))
+    return latest.subquery()
+
+
+def _unique_name(name, seen: dict, what: str, location, problems: Problems):
+    if name in seen:
+        problems.add(f"{what} '{name}' is defined twice in this model", location, "rename one")
+
+
+def _check_entities(catalog: Catalog, problems: Problems):
+    for model in catalog.models.values():
+        for i, ent in enumerate(model.definition.entities):
+            if ent.type != "primary" and ent.name not in catalog.entity_owner:
+                problems.add(
+                    f"entity '{ent.name}' of model '{model.name}' is not the primary entity of any model",
+                    catalog.origins["model:" + model.name],
+                    did_you_mean(ent.name, catalog.entity_owner) + " (or add a model with it as primary)",
+                )
+
+
+def _resolve_default_times(catalog: Catalog, problems: Problems):
+    from .refs import resolve_dimension  # refs needs a catalog with its graph
+
+    for name, model in list(catalog.models.items()):
+        ref = model.definition.default_time
+        if ref is None:
+            continue
+        where = catalog.origins["model:" + name]
+        full = ref if "." in ref else f"{name}.{ref}"
+        dim = problems.check(lambda: resolve_dimension(catalog, full), where, f"default_time: ")
+        if dim is None:
+            continue
+        if dim.type != "time":
+            problems.add(f"default_time '{ref}' of model '{name}' is a {dim.type} dimension, not time",
+                         where, "point default_time at a dimension with type: time")
+            continue
+        if problems.check(lambda: _safe_path(catalog, name, dim.model), where, f"default_time '{ref}': ") is None:
+            continue
+        catalog.models[name] = ModelInfo(model.definition, model.source, model.entities,
+                                         model.dimensions, model.measures, default_time=dim)
+
+
+def _safe_path(catalog: Catalog, source: str, target: str):
+    path = catalog.path(source, target)
+    if any(edge.fanout for edge in path):
+        raise ConfigError(f"the path {' '.join(map(str, path))} fans out; a time dimension must be one per row")
+    return path
+
+
+# --- metrics -----------------------------------------------------------------------------------
+
+
+def _register_metrics(metric_files, catalog: Catalog, problems: Problems):
+    for parsed, doc in metric_files:
+        for section in ("metrics", "saved_queries", "views"):
+            store = {"metrics": catalog.metrics, "saved_queries": catalog.saved_queries,
+                     "views": catalog.views}[section]
+            for i, item in enumerate(getattr(parsed, section)):
+                key = f"{section}:{item.name}"
+                location = doc.location((section, i))
+                if item.name in store:
+                    problems.add(f"{section[:-1].replace('_', ' ')} '{item.name}' is defined twice", location,
+                                 f"first defined at {catalog.origins[key]}; rename one")
+                    continue
+                store[item.name] = item
+                catalog.origins[key] = location
+
+
+def _check_metrics(catalog: Catalog, problems: Problems):
+    from .refs import check_filter_refs, split_measure_ref
+
+    for name, metric in catalog.metrics.items():
+        where = catalog.origins[f"metrics:{name}"]
+        if isinstance(metric, m.SimpleMetric):
+            measure = problems.check(lambda: split_measure_ref(catalog, metric.measure), where,
+                                     f"metric '{name}': ")
+            if metric.filter and measure is not None:
+                parsed = problems.check(lambda: parse_filter(metric.filter, field="filter"), where,
+                                        f"metric '{name}' filter: ")
+                if parsed is not None and problems.check(
+                        lambda: check_filter_refs(catalog, parsed, measure.model), where,
+                        f"metric '{name}' filter: ") is not None:
+                    catalog.metric_filters[name] = parsed
+        elif isinstance(metric, (m.RatioMetric, m.DerivedMetric)):
+            inputs = (metric.numerator, metric.denominator) if isinstance(metric, m.RatioMetric) else metric.metrics
+            for inp in inputs:
+                inp_name = inp if isinstance(inp, str) else inp.name
+                if inp_name not in catalog.metrics:
+                    problems.add(f"metric '{name}' uses unknown metric '{inp_name}'", where,
+                                 did_you_mean(inp_name, catalog.metrics))
+                elif isinstance(inp, m.MetricInput) and inp.filter:
+                    parsed = problems.check(lambda: parse_filter(inp.filter, field="filter"), where,
+                                            f"metric '{name}' input '{inp_name}' filter: ")
+                    if parsed is not None:
+                        catalog.input_filters[(name, inp.alias or inp.name)] = parsed
+            if isinstance(metric, m.DerivedMetric):
+                _check_derived_expr(catalog, metric, where, problems)
+        elif isinstance(metric, m.AffinityMetric):
+            _check_affinity(catalog, metric, where, problems)
+
+
+def _check_derived_expr(catalog, metric: m.DerivedMetric, where, problems: Problems):
+    tree = problems.check(lambda: parse_definition_expr(metric.expr, where, what=f"metric '{metric.name}' expr"),
+                          where)
+    if tree is None:
+        return
+    names = {inp if isinstance(inp, str) else (inp.alias or inp.name) for inp in metric.metrics}
+    for column in tree.find_all(exp.Column):
+        if column.table or column.name not in names:
+            problems.add(f"metric '{metric.name}': expr refers to '{column.sql()}', which is not one of its metrics",
+                         where, f"list it under `metrics:`; declared: {', '.join(sorted(names))}")
+    catalog.derived_exprs[metric.name] = tree
+
+
+def _check_affinity(catalog: Catalog, metric: m.AffinityMetric, where, problems: Problems):
+    from .refs import check_filter_refs
+
+    basket = catalog.model_for(metric.basket)
+    item = catalog.model_for(metric.item)
+    for role, entity, found in (("basket", metric.basket, basket), ("item", metric.item, item)):
+        if found is None:
+            problems.add(f"metric '{metric.name}': unknown {role} entity '{entity}'", where,
+                         did_you_mean(entity, catalog.entity_owner))
+    if basket is None or item is None:
+        return
+    bridges = [mod.name for mod in catalog.models.values()
+               if metric.basket in mod.entities and metric.item in mod.entities
+               and mod.entities[metric.basket].type == "foreign" and mod.entities[metric.item].type == "foreign"]
+    if len(bridges) != 1:
+        problems.add(
+            f"metric '{metric.name}': {'no' if not bridges else 'more than one'} model links baskets "
+            f"('{metric.basket}') to items ('{metric.item}'){': ' + ', '.join(bridges) if bridges else ''}",
+            where, "affinity needs exactly one model with both as foreign entities (one row per basket line)")
+        return
+    parsed = None
+    if metric.filter:
+        parsed = problems.check(lambda: parse_filter(metric.filter, field="filter"), where,
+                                f"metric '{metric.name}' filter: ")
+        if parsed is not None and problems.check(lambda: check_filter_refs(catalog, parsed, bridges[0]), where,
+                                                 f"metric '{metric.name}' filter: ") is None:
+            return
+    catalog.affinities[metric.name] = AffinityInfo(metric, bridges[0], basket.name, item.name, parsed)
+
+
+def metric_inputs(metric) -> list[str]:
+    if isinstance(metric, m.RatioMetric):
+        inputs = (metric.numerator, metric.denominator)
+    elif isinstance(metric, m.DerivedMetric):
+        inputs = metric.metrics
+    else:
+        return []
+    return [i if isinstance(i, str) else i.name for i in inputs]
+
+
+def _check_cycles(catalog: Catalog, problems: Problems):
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+
+    def visit(name: str, trail: list[str]):
+        if state.get(name) == 2 or name not in catalog.metrics:
+            return
+        if state.get(name) == 1:
+            cycle = trail[trail.index(name):] + [name]
+            problems.add(f"metrics form a cycle: {' -> '.join(cycle)}", catalog.origins[f"metrics:{name}"],
+                         "a metric may not depend on itself, directly or through others")
+            return
+        state[name] = 1
+        for dep in metric_inputs(catalog.metrics[name]):
+            visit(dep, trail + [name])
+        state[name] = 2
+
+    for name in catalog.metrics:
+        visit(name, [])
+
+
+def _check_saved_queries_and_views(catalog: Catalog, problems: Problems):
+    """Each saved query, and each (metric, dimension) of each view, must plan."""
+    from .plan import plan
+    from .request import QueryRequest
+    from .resolve import resolve
+
+    def compile_request(catalog, request):
+        return plan(catalog, resolve(catalog, request))
+
+    for name, sq in catalog.saved_queries.items():
+        request = QueryRequest(metrics=sq.metrics, dimensions=sq.dimensions,
+                               where=(sq.where,) if sq.where else (), order=sq.order, limit=sq.limit)
+        problems.check(lambda: compile_request(catalog, request), catalog.origins[f"saved_queries:{name}"],
+                       f"saved query '{name}': ")
+    for name, view in catalog.views.items():
+        where = catalog.origins[f"views:{name}"]
+        for metric in view.metrics:
+            for dim in view.dimensions:
+                ref = dim if isinstance(dim, str) else dim.ref
+                problems.check(lambda: compile_request(catalog, QueryRequest(metrics=(metric,), dimensions=(ref,))),
+                               where, f"view '{name}': ")
+
+
+def _version(documents: list[Document]) -> str:
+    digest = hashlib.sha256()
+    for doc in sorted(documents, key=lambda d: d.file):
+        digest.update(doc.file.encode())
+        digest.update(repr(doc.data).encode())
+    return digest.hexdigest()[:12]
