@@ -13,7 +13,8 @@ from typing import Mapping
 from sqlglot import exp
 
 from .errors import Location, QueryError
-from .model import AffinityMetric, Dimension, Measure, SavedQuery, SemanticModel, View
+from .model import (AffinityMetric, Dimension, GlossaryTerm, Measure, SavedQuery, SemanticModel, Settings,
+                    View)
 from .sqlexpr import ParsedFilter
 
 
@@ -36,12 +37,31 @@ class DimensionInfo:
 
 
 @dataclass(frozen=True)
+class PerEntityInfo:
+    """The inner step of an entity-level measure: `agg(expr)` per `entity` key."""
+
+    entity: str
+    key: exp.Expression
+    agg: str
+    expr: exp.Expression | None
+
+
+@dataclass(frozen=True)
+class NonAdditiveInfo:
+    time: "DimensionInfo"
+    window: str  # last | first
+    groupings: tuple[exp.Expression, ...]
+
+
+@dataclass(frozen=True)
 class MeasureInfo:
     model: str
     name: str
     agg: str
     expr: exp.Expression | None  # None: count rows
     definition: Measure
+    per: PerEntityInfo | None = None
+    non_additive: NonAdditiveInfo | None = None
 
     @property
     def ref(self) -> str:
@@ -101,6 +121,7 @@ class Catalog:
     metrics: dict[str, object]  # name -> metric definition (model.Metric)
     saved_queries: dict[str, SavedQuery] = field(default_factory=dict)
     views: dict[str, View] = field(default_factory=dict)
+    glossary: dict[str, GlossaryTerm] = field(default_factory=dict)
     metric_filters: dict[str, ParsedFilter] = field(default_factory=dict)
     input_filters: dict[tuple[str, str], ParsedFilter] = field(default_factory=dict)
     derived_exprs: dict[str, exp.Expression] = field(default_factory=dict)
@@ -109,6 +130,7 @@ class Catalog:
     entity_owner: dict[str, str] = field(default_factory=dict)
     edges: dict[str, list[Edge]] = field(default_factory=dict)
     version: str = ""
+    settings: Settings = field(default_factory=Settings)
     _paths: dict[str, dict[str, tuple[tuple[Edge, ...], ...]]] = field(default_factory=dict, repr=False)
 
     # --- names ---------------------------------------------------------------------------
@@ -119,6 +141,13 @@ class Catalog:
             return self.models[qualifier]
         owner = self.entity_owner.get(qualifier)
         return self.models.get(owner) if owner else None
+
+    def extension_dimension(self, entity: str, name: str) -> DimensionInfo | None:
+        """A dimension of a model keyed one-to-one on `entity` (a `unique` entity there), so that
+        `customer.rfm_segment` reaches the customer_rfm model's rfm_segment."""
+        found = [m.dimensions[name] for m in self.models.values()
+                 if name in m.dimensions and entity in m.entities and m.entities[entity].type == "unique"]
+        return found[0] if len(found) == 1 else None
 
     def qualifiers(self) -> set[str]:
         return set(self.models) | set(self.entity_owner)
@@ -137,10 +166,11 @@ class Catalog:
             raise QueryError(
                 f"{target} cannot be reached from {source}",
                 hint=f"no chain of entities links them; models reachable from {source}: "
-                     + ", ".join(sorted(self._shortest_paths(source))),
+                     + ", ".join(sorted(self._shortest_paths(source)))
+                     + " (to reach the many side of a join, its model must say `bridge: true`)",
             )
         if len(candidates) > 1:
-            shown = "; ".join(" ".join(str(e) for e in path) for path in candidates)
+            shown = "; ".join(format_path(path) for path in candidates)
             raise QueryError(
                 f"ambiguous join path from {source} to {target}: {shown}",
                 hint="give the entities distinct names, or remove one of the links",
@@ -177,6 +207,13 @@ class Catalog:
         return result
 
 
+def format_path(path: tuple[Edge, ...]) -> str:
+    """`lead → campaign ← order ← order_item → product`: ← marks a step to the many side."""
+    if not path:
+        return ""
+    return path[0].source + "".join(f" {'←' if e.fanout else '→'} {e.target}" for e in path)
+
+
 def build_edges(models: Mapping[str, ModelInfo]) -> tuple[dict[str, list[Edge]], dict[str, str]]:
     """Edges of the entity graph; a foreign or unique key meets the model where it is primary."""
     owner: dict[str, str] = {}
@@ -190,7 +227,10 @@ def build_edges(models: Mapping[str, ModelInfo]) -> tuple[dict[str, list[Edge]],
             target = owner.get(entity.name)
             if target is None or target == model.name:
                 continue
-            # model -> owner is safe (owner has one row per key); back is a fan-out unless unique
+            # model -> owner is safe (owner has one row per key); back is a fan-out unless unique,
+            # and a fan-out step is taken only into a model declared as a bridge
             edges[model.name].append(Edge(model.name, target, entity.name, fanout=False))
-            edges[target].append(Edge(target, model.name, entity.name, fanout=entity.type == "foreign"))
+            fanout = entity.type == "foreign"
+            if not fanout or model.definition.bridge:
+                edges[target].append(Edge(target, model.name, entity.name, fanout=fanout))
     return edges, owner

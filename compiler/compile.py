@@ -15,6 +15,7 @@ from .catalog import Catalog
 from .errors import UnsupportedError
 from .load import load_project
 from .plan import plan
+from .render.dialects import adapt
 from .render.query import render_plan
 from .request import QueryRequest
 from .resolve import resolve
@@ -42,7 +43,7 @@ def compile_request(catalog: Catalog, request: QueryRequest, dialect: str = "duc
         raise UnsupportedError(f"unknown dialect '{dialect}'", hint=did_you_mean(dialect, DIALECTS))
     resolved = resolve(catalog, request)
     logical = plan(catalog, resolved)
-    tree = render_plan(catalog, logical)
+    tree = adapt(render_plan(catalog, logical), dialect)
     # the tree was built for this request alone, so the generator may work on it in place
     sql = tree.sql(dialect=dialect, copy=False, pretty=pretty, unsupported_level=ErrorLevel.RAISE)
     return CompiledQuery(sql=sql, columns=resolved.columns, tree=tree, dialect=dialect)

@@ -28,6 +28,16 @@ class Location:
         return self.path or ""
 
 
+def describe(message: str, location: Location | None, hint: str | None) -> str:
+    """`file:line: what is wrong — what to do`, the one shape of every problem Canon reports."""
+    text = message
+    if location and str(location):
+        text = f"{location}: {text}"
+    if hint:
+        text += f" — {hint}"
+    return text
+
+
 class CanonError(Exception):
     """Root of all user-facing errors."""
 
@@ -41,12 +51,7 @@ class CanonError(Exception):
         self.hint = hint
 
     def __str__(self) -> str:
-        text = self.message
-        if self.location and str(self.location):
-            text = f"{self.location}: {text}"
-        if self.hint:
-            text += f" — {self.hint}"
-        return text
+        return describe(self.message, self.location, self.hint)
 
     def to_dict(self) -> dict:
         return {
@@ -69,7 +74,8 @@ class CatalogErrors(ConfigError):
     code = "invalid_catalog"
 
     def __init__(self, errors: list[CanonError]):
-        self.errors = sorted(errors, key=_error_sort_key)
+        unique = {str(e): e for e in errors}  # one line per problem, even when found from several places
+        self.errors = sorted(unique.values(), key=_error_sort_key)
         super().__init__(f"{len(self.errors)} problem(s) in the catalog")
 
     def __str__(self) -> str:

@@ -16,6 +16,7 @@ import yaml
 from .errors import CanonError, ConfigError, Location
 
 DEFINITION_DIRS = ("semantic_models", "metrics")
+SETTINGS_FILE = "canon.yml"
 
 # libyaml's composer when present (10x faster); both keep node marks
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -56,11 +57,39 @@ def load_project(project_dir: str | Path) -> tuple[list[Document], list[CanonErr
     documents, problems = [], []
     for kind, path in find_definition_files(project_dir):
         shown = str(path.relative_to(project_dir))
+        text = path.read_text(encoding="utf-8")
         try:
-            documents.append(load_text(path.read_text(encoding="utf-8"), shown, kind))
+            documents.append(load_text(text, shown, kind))
         except CanonError as error:
+            # the names the unreadable file seems to define: validate does not report references
+            # to them as unknown, which would only echo this error
+            error.defined_names = _names_in(text)
             problems.append(error)
+    try:
+        settings = load_settings(project_dir)
+        if settings is not None:
+            documents.append(settings)
+    except CanonError as error:
+        problems.append(error)
     return documents, problems
+
+
+def load_settings(project_dir: str | Path) -> Document | None:
+    """canon.yml, whose `calendar:` and `time_spine:` sections the compiler reads."""
+    path = Path(project_dir) / SETTINGS_FILE
+    if not path.is_file():
+        return None
+    return load_text(path.read_text(encoding="utf-8"), SETTINGS_FILE, "settings")
+
+
+def _names_in(text: str) -> frozenset[str]:
+    """`name: x` values of a file that is not valid YAML, line by line (a best effort)."""
+    names = set()
+    for line in text.splitlines():
+        key, sep, value = line.strip().lstrip("-{ ").partition("name:")
+        if sep and not key.strip():
+            names.add(value.split(",")[0].strip(" '\"}"))
+    return frozenset(n for n in names if n)
 
 
 def load_text(text: str, file: str, kind: str) -> Document:
@@ -69,8 +98,11 @@ def load_text(text: str, file: str, kind: str) -> Document:
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark else None
+        context = ""
+        if error.context and error.context_mark and error.context_mark.line + 1 != line:
+            context = f" ({error.context} that starts at line {error.context_mark.line + 1})"
         raise ConfigError(
-            f"malformed YAML: {error.problem or error}",
+            f"malformed YAML: {error.problem or error}{context}",
             location=Location(file=file, line=line),
             hint="fix the YAML syntax (indentation, quotes, colons)",
         ) from None
@@ -84,7 +116,7 @@ def _to_python(node: yaml.Node, path: tuple, positions: dict, file: str) -> Any:
     if isinstance(node, yaml.MappingNode):
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = _scalar(key_node)
+            key = _scalar(key_node, file)
             if not isinstance(key, str):
                 key = str(key)
             if key in result:
@@ -100,12 +132,13 @@ def _to_python(node: yaml.Node, path: tuple, positions: dict, file: str) -> Any:
     return _scalar(node)
 
 
-def _scalar(node: yaml.Node) -> Any:
+def _scalar(node: yaml.Node, file: str | None = None) -> Any:
     """YAML 1.2-style scalars: only true/false are booleans, dates stay strings."""
     if not isinstance(node, yaml.ScalarNode):
         raise ConfigError(
             "a mapping key must be a plain value",
-            location=Location(line=node.start_mark.line + 1),
+            location=Location(file=file, line=node.start_mark.line + 1),
+            hint="write keys as plain names, e.g. `name:`",
         )
     value, tag = node.value, node.tag
     if node.style:  # quoted: always a string

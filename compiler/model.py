@@ -14,8 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=63)]
 Tier = Literal["draft", "verified", "certified", "deprecated"]
-Grain = Literal["day", "week", "month", "quarter", "year"]
-GRAINS: tuple[str, ...] = ("day", "week", "month", "quarter", "year")
+Grain = Literal["hour", "day", "week", "month", "quarter", "fiscal_quarter", "year", "fiscal_year"]
+GRAINS: tuple[str, ...] = ("hour", "day", "week", "month", "quarter", "fiscal_quarter", "year", "fiscal_year")
+WINDOW_PATTERN = r"^\s*[1-9][0-9]{0,3}\s+(day|week|month|quarter|year)s?\s*$"
+Window = Annotated[str, Field(pattern=WINDOW_PATTERN, description="e.g. '28 days', '1 month'")]
 
 
 class Frozen(BaseModel):
@@ -55,17 +57,40 @@ class Dimension(Frozen):
     label: str | None = None
     description: str | None = None
     granularity: Grain = "day"  # the finest grain a time dimension holds
+    stored_as: Literal["timestamp", "date"] = "timestamp"  # dates are not shifted by time zones
 
     @property
     def sql(self) -> str:
         return self.expr or self.name
 
 
+Agg = Literal["sum", "count", "count_distinct", "avg", "min", "max", "median", "percentile"]
+
+
+class PerEntity(Frozen):
+    """Aggregate per entity first (an order's total from its lines), then apply the measure's
+    `agg` to those values; the measure's `expr` may use the per-entity result as `value`."""
+
+    entity: Name
+    agg: Agg
+    expr: str | None = None
+
+
+class NonAdditive(Frozen):
+    """Semi-additive: keep only the rows at the last (or first) time within each period."""
+
+    time: str  # a time dimension of the model
+    window: Literal["last", "first"] = "last"
+    groupings: tuple[Name, ...] = ()  # entities whose own latest rows count (per account balance)
+
+
 class Measure(Frozen):
     name: Name
-    agg: Literal["sum", "count", "count_distinct", "avg", "min", "max", "median", "percentile"]
+    agg: Agg
     expr: str | None = None  # defaults to the name; `count` defaults to counting rows
     percentile: float | None = Field(default=None, gt=0, lt=1)
+    per: PerEntity | None = None
+    non_additive: NonAdditive | None = None
     label: str | None = None
     description: str | None = None
 
@@ -83,6 +108,98 @@ class Deduplicate(Frozen):
     latest_by: str
 
 
+# --- governance: data tests and freshness (issue 7) --------------------------------------------
+# Declared next to a semantic model; run on the warehouse by `canon test` / `canon freshness`.
+# Columns and expressions are SQL over the model's source (after `deduplicate`).
+
+DURATION_PATTERN = r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$"
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def duration_seconds(text: str) -> float:
+    """'12h' -> 43200.0; units s, m, h, d, w."""
+    match = re.match(DURATION_PATTERN, text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration; write e.g. 30m, 12h, 2d")
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+
+Duration = Annotated[str, Field(pattern=DURATION_PATTERN)]
+
+
+class _DataTest(Frozen):
+    name: Name | None = None  # defaults to <type>_<column(s)>
+    severity: Literal["error", "warn"] = "error"
+    description: str | None = None
+
+
+class NotNullTest(_DataTest):
+    type: Literal["not_null"]
+    column: str
+
+
+class UniqueTest(_DataTest):
+    type: Literal["unique"]
+    columns: tuple[str, ...] = Field(min_length=1)  # together unique
+
+
+class AcceptedValuesTest(_DataTest):
+    type: Literal["accepted_values"]
+    column: str
+    values: tuple[str | int | float | bool, ...] = Field(min_length=1)
+
+
+class RelationshipsTest(_DataTest):
+    type: Literal["relationships"]
+    column: str
+    to: Name  # a model, or an entity whose primary model is meant
+    field: str | None = None  # a column of `to`; defaults to its primary entity
+
+
+class ExpressionTest(_DataTest):
+    type: Literal["expression"]
+    expr: str  # must hold on every row, e.g. spend >= 0
+
+
+class FunnelTest(_DataTest):
+    """Per group, each step (a measure of this model) is at least the next one."""
+
+    type: Literal["funnel"]
+    group_by: tuple[str, ...] = Field(min_length=1)
+    steps: tuple[Name, ...] = Field(min_length=2)
+
+
+class SequenceTest(_DataTest):
+    """`before` never comes after `after` on a row; either may be `<model>.<dimension>` of a joined model."""
+
+    type: Literal["sequence"]
+    before: str
+    after: str
+
+
+DataTest = Annotated[
+    Union[NotNullTest, UniqueTest, AcceptedValuesTest, RelationshipsTest, ExpressionTest, FunnelTest, SequenceTest],
+    Field(discriminator="type"),
+]
+DATA_TEST_TYPES = ("not_null", "unique", "accepted_values", "relationships", "expression", "funnel", "sequence")
+
+
+class Freshness(Frozen):
+    loaded_at: str  # a timestamp column (or expression) of the model's source
+    warn_after: Duration | None = None
+    error_after: Duration | None = None
+
+    @model_validator(mode="after")
+    def _thresholds(self):
+        if self.warn_after is None and self.error_after is None:
+            raise ValueError("give `warn_after`, `error_after` or both")
+        if self.warn_after and self.error_after and duration_seconds(self.warn_after) > duration_seconds(self.error_after):
+            raise ValueError("`warn_after` must not be longer than `error_after`")
+        return self
+
+# --- end governance ----------------------------------------------------------------------------
+
+
 class SemanticModel(Governed):
     name: Name
     table: str | None = None
@@ -92,6 +209,12 @@ class SemanticModel(Governed):
     measures: tuple[Measure, ...] = ()
     default_time: str | None = None  # a time dimension: "ordered_at" or "order.ordered_at"
     deduplicate: Deduplicate | None = None
+    # A bridge may be joined from the one side of its foreign keys (an order to its lines), so a
+    # parent's measures can be grouped by the lines' dimensions, each parent row counted once per
+    # group. Only bridges are crossed that way: a new event table never reroutes other metrics.
+    bridge: bool = False
+    tests: tuple[DataTest, ...] = ()  # governance (issue 7)
+    freshness: Freshness | None = None  # governance (issue 7)
 
     @model_validator(mode="after")
     def _one_source(self):
@@ -116,27 +239,64 @@ class MetricInput(Frozen):
     name: Name
     filter: str | None = None
     alias: Name | None = None
+    offset_window: Window | None = None  # the input's value this long before each period
 
 
-class SimpleMetric(Governed):
+class MetricBase(Governed):
+    """What every metric type can say about empty periods."""
+
+    fill_nulls_with: float | None = None  # e.g. 0 for counts and sums; NULL otherwise
+    join_to_timespine: bool = False  # list every period of the range, even without data
+
+
+class SimpleMetric(MetricBase):
     type: Literal["simple"]
     name: Name
     measure: str
     filter: str | None = None
 
 
-class RatioMetric(Governed):
+class RatioMetric(MetricBase):
     type: Literal["ratio"]
     name: Name
     numerator: Name | MetricInput
     denominator: Name | MetricInput
 
 
-class DerivedMetric(Governed):
+class DerivedMetric(MetricBase):
     type: Literal["derived"]
     name: Name
     expr: str
     metrics: tuple[Name | MetricInput, ...] = Field(min_length=1)
+
+
+class CumulativeMetric(MetricBase):
+    """A simple metric accumulated over a trailing window or from the start of a period."""
+
+    type: Literal["cumulative"]
+    name: Name
+    metric: Name
+    window: Window | None = None
+    grain_to_date: Literal["week", "month", "quarter", "fiscal_quarter", "year", "fiscal_year"] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self):
+        if (self.window is None) == (self.grain_to_date is None):
+            raise ValueError("give exactly one of `window` (e.g. 28 days) or `grain_to_date` (e.g. month)")
+        return self
+
+
+class ConversionMetric(MetricBase):
+    """Share of base events (a lead) followed by a conversion event (a meeting, an order) of the
+    same entity within `window`; each base event converts at most once."""
+
+    type: Literal["conversion"]
+    name: Name
+    entity: Name
+    base: Name  # a simple metric counting base events
+    conversion: Name  # a simple metric counting conversion events
+    window: Window
+    calculation: Literal["conversion_rate", "conversions"] = "conversion_rate"
 
 
 class AffinityMetric(Governed):
@@ -149,10 +309,10 @@ class AffinityMetric(Governed):
 
 
 Metric = Annotated[
-    Union[SimpleMetric, RatioMetric, DerivedMetric, AffinityMetric],
+    Union[SimpleMetric, RatioMetric, DerivedMetric, CumulativeMetric, ConversionMetric, AffinityMetric],
     Field(discriminator="type"),
 ]
-METRIC_TYPES = ("simple", "ratio", "derived", "affinity")
+METRIC_TYPES = ("simple", "ratio", "derived", "cumulative", "conversion", "affinity")
 
 
 class SavedQuery(Governed):
@@ -177,6 +337,32 @@ class View(Governed):
     dimensions: tuple[str | ViewColumn, ...] = ()
 
 
+# --- project settings (canon.yml) ---------------------------------------------------------------
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+class Calendar(Frozen):
+    week_start: Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"] = "monday"
+    fiscal_year_start_month: int = Field(default=1, ge=1, le=12)
+    now: str | None = None  # pins "today" for relative ranges (tests, reproducible reports)
+
+
+class TimeSpine(Frozen):
+    """A table with one row per day; periods without data and time windows are built on it."""
+
+    table: str
+    column: str = "date_day"
+
+
+class Settings(BaseModel):
+    """The compiler's part of canon.yml; other sections belong to the server."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
+    calendar: Calendar = Field(default_factory=Calendar)
+    time_spine: TimeSpine | None = None
+
+
 # --- the files ---------------------------------------------------------------------------------
 
 
@@ -185,7 +371,20 @@ class SemanticModelFile(Frozen):
     semantic_models: tuple[SemanticModel, ...] = ()
 
 
+class GlossaryTerm(Frozen):
+    """A business term: what people call it, what it means, and what measures it."""
+
+    name: Name
+    term: str
+    definition: str
+    synonyms: tuple[str, ...] = ()
+    metrics: tuple[Name, ...] = ()
+    dimensions: tuple[str, ...] = ()
+    owner: str | None = None
+
+
 class MetricsFile(Frozen):
     metrics: tuple[Metric, ...] = ()
     saved_queries: tuple[SavedQuery, ...] = ()
     views: tuple[View, ...] = ()
+    glossary: tuple[GlossaryTerm, ...] = ()

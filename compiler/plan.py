@@ -1,9 +1,10 @@
 """Plan pass: ResolvedQuery -> Plan.
 
-Measures are grouped by the model they aggregate and the filters they carry; each group becomes
-one AggregateNode that knows its join steps and whether any of them fans out (then the measure is
-aggregated over distinct (primary key, dimensions) rows, so nothing is counted twice). Affinity
-metrics become one AffinityNode over the basket-line model.
+Measures are grouped by the model they aggregate, the filters they carry and how they move in
+time (offset, cumulative window); each group becomes one AggregateNode that knows its join steps
+and whether any of them fans out (then the measure is aggregated over distinct (primary key,
+dimensions) rows, so nothing is counted twice). Conversion metrics become ConversionNodes,
+affinity metrics one AffinityNode over the basket-line model.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
-from .catalog import AffinityInfo, Catalog, DimensionInfo, Edge, ModelInfo
+from .calendar import TimeContext, Window, in_zone, next_period, period_start, shift, truncate
+from .catalog import AffinityInfo, Catalog, DimensionInfo, Edge, ModelInfo, format_path
 from .errors import QueryError
-from .refs import METRIC_TIME, DimRef, time_expr
-from .resolve import BoundFilter, MeasureInput, ResolvedQuery
+from .refs import METRIC_TIME, DimRef, parse_ref
+from .resolve import ConversionInput, Cumulative, MeasureInput, ResolvedQuery
 from .sqlexpr import column_ref
 
 
@@ -24,10 +26,31 @@ class AggregateNode:
     name: str
     model: ModelInfo
     measures: tuple[MeasureInput, ...]
-    dims: tuple[tuple[str, exp.Expression], ...]  # (output alias, expression)
+    dims: tuple[tuple[str, exp.Expression], ...]  # (output alias, expression); cumulative: without the time
     conditions: tuple[exp.Expression, ...]
     joins: tuple[Edge, ...]  # in an order where each source is already joined
     fanout: bool
+    offset: Window | None = None
+    cumulative: Cumulative | None = None
+    time: tuple[str, str] | None = None  # (alias, grain) of the requested metric_time
+    day: exp.Expression | None = None  # cumulative: each row's day
+    edge: tuple[exp.Expression, exp.Expression | None] | None = None  # non-additive: (row time, period)
+
+
+@dataclass(frozen=True)
+class ConversionNode:
+    name: str
+    input: ConversionInput
+    base: ModelInfo
+    base_joins: tuple[Edge, ...]
+    dims: tuple[tuple[str, exp.Expression], ...]
+    base_conditions: tuple[exp.Expression, ...]
+    base_time: exp.Expression
+    conversion: ModelInfo
+    conversion_joins: tuple[Edge, ...]
+    conversion_conditions: tuple[exp.Expression, ...]
+    conversion_time: exp.Expression
+    time: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -47,15 +70,15 @@ class AffinityNode:
 @dataclass(frozen=True)
 class Plan:
     resolved: ResolvedQuery
-    nodes: tuple[AggregateNode, ...]
+    nodes: tuple[AggregateNode | ConversionNode, ...]
     affinity: AffinityNode | None
 
 
 class Scope:
     """The join tree grown from one source model while binding references."""
 
-    def __init__(self, catalog: Catalog, model: ModelInfo, context: str):
-        self.catalog, self.model, self.context = catalog, model, context
+    def __init__(self, catalog: Catalog, model: ModelInfo, context: str, time: TimeContext = TimeContext()):
+        self.catalog, self.model, self.context, self.time = catalog, model, context, time
         self.joins: dict[str, Edge] = {}
 
     def reach(self, target: str) -> tuple[Edge, ...]:
@@ -69,7 +92,10 @@ class Scope:
 
     def dimension(self, dim: DimensionInfo, grain: str | None) -> exp.Expression:
         self.reach(dim.model)
-        return _wrap(time_expr(dim, grain) if dim.type == "time" else dim.expr.copy())
+        if dim.type != "time":
+            return _wrap(dim.expr.copy())
+        local = in_zone(dim.expr.copy(), dim.definition.stored_as, self.time)
+        return truncate(local, grain, self.time) if grain else _wrap(local)
 
     def time_dimension(self, ref: str) -> DimensionInfo:
         dim = self.model.default_time
@@ -85,7 +111,7 @@ class Scope:
         return self.dimension(ref.dimension, ref.grain or ("day" if ref.type == "time" else None))
 
     def filter_expr(self, ref: DimRef) -> exp.Expression:
-        """A dimension as filtered on: time dimensions without a grain compare as stored."""
+        """A dimension as filtered on: time dimensions without a grain compare as stored (in the zone)."""
         if ref.kind == METRIC_TIME:
             return self.dimension(self.time_dimension(ref.ref), ref.grain)
         return self.dimension(ref.dimension, ref.grain)
@@ -103,9 +129,9 @@ class Scope:
         column = self.filter_expr(DimRef(METRIC_TIME, METRIC_TIME, None, None))
         bounds = []
         if start is not None:
-            bounds.append(exp.GTE(this=column, expression=_timestamp(start)))
+            bounds.append(exp.GTE(this=column, expression=timestamp(start)))
         if end is not None:
-            bounds.append(exp.LT(this=column.copy(), expression=_timestamp(end)))
+            bounds.append(exp.LT(this=column.copy(), expression=timestamp(end)))
         return bounds
 
     def ordered_joins(self) -> tuple[Edge, ...]:
@@ -119,7 +145,7 @@ class Scope:
         return tuple(ordered)
 
 
-def _timestamp(value: str) -> exp.Expression:
+def timestamp(value: str) -> exp.Expression:
     return exp.cast(exp.Literal.string(value), exp.DataType.Type.TIMESTAMP)
 
 
@@ -132,38 +158,119 @@ def plan(catalog: Catalog, resolved: ResolvedQuery) -> Plan:
         return Plan(resolved, (), _plan_affinity(catalog, resolved))
     groups: dict[tuple, list[MeasureInput]] = {}
     for item in resolved.inputs:
-        groups.setdefault((item.measure.model, tuple(id(f) for f in item.filters)), []).append(item)
-    nodes = tuple(_aggregate_node(catalog, resolved, f"q_{i}", items) for i, items in enumerate(groups.values()))
-    return Plan(resolved, nodes, None)
+        measure = item.measure
+        key = (measure.model, tuple(id(f) for f in item.filters), item.offset, item.cumulative,
+               measure.per.entity if measure.per else None, measure.ref if measure.non_additive else None)
+        groups.setdefault(key, []).append(item)
+    nodes: list = [_aggregate_node(catalog, resolved, f"q_{i}", items) for i, items in enumerate(groups.values())]
+    nodes += [_conversion_node(catalog, resolved, f"q_{len(nodes) + i}", c) for i, c in enumerate(resolved.conversions)]
+    return Plan(resolved, tuple(nodes), None)
+
+
+def filter_refs(catalog: Catalog, parsed) -> dict[str, DimRef]:
+    return {ref: parse_ref(catalog, ref) for ref in parsed.refs}
+
+
+def _context(metrics, resolved: ResolvedQuery) -> str:
+    asked = [d.ref for d in resolved.dims]
+    text = f"metric {', '.join(sorted(set(metrics)))}" + (f" by {', '.join(asked)}" if asked else "")
+    if resolved.request.where:
+        text += " where " + " AND ".join(resolved.request.where)
+    return text
+
+
+def _node_range(resolved: ResolvedQuery, item: MeasureInput) -> tuple[str | None, str | None]:
+    """The rows a node must read: shifted back by an offset, widened back by a window."""
+    start, end = resolved.start, resolved.end
+    if item.offset is not None:
+        # whole source periods: the first and last requested periods, each moved back by the offset
+        grain = resolved.time_dim.grain or "day" if resolved.time_dim else "day"
+        time = resolved.time
+        if start:
+            start = period_start(shift(period_start(start, grain, time), item.offset, -1), grain, time)
+        if end:
+            end = next_period(shift(end, item.offset, -1), grain, time)
+        return start, end
+    spec = item.cumulative
+    if spec is not None and start:
+        start = shift(start, spec.window, -1) if spec.window else period_start(start, spec.grain_to_date, resolved.time)
+    return start, end
 
 
 def _aggregate_node(catalog: Catalog, resolved: ResolvedQuery, name: str, items: list[MeasureInput]) -> AggregateNode:
-    model = catalog.models[items[0].measure.model]
-    scope = Scope(catalog, model, _context(items, resolved))
-    dims = tuple((ref.alias, scope.group_expr(ref)) for ref in resolved.dims)
-    conditions = [scope.bind(f.condition, _refs(catalog, f)) for f in items[0].filters]
+    first = items[0]
+    model = catalog.models[first.measure.model]
+    scope = Scope(catalog, model, _context([i.metric for i in items], resolved), resolved.time)
+    time_ref = resolved.time_dim
+    dims = tuple((ref.alias, scope.group_expr(ref)) for ref in resolved.dims
+                 if not (first.cumulative and ref.kind == METRIC_TIME))
+    conditions = [scope.bind(f.condition, filter_refs(catalog, f)) for f in first.filters]
     conditions += [scope.bind(w.parsed.condition, w.refs) for w in resolved.where]
-    conditions += scope.time_range(resolved.start, resolved.end)
+    conditions += scope.time_range(*_node_range(resolved, first))
+    day = scope.group_expr(DimRef(METRIC_TIME, METRIC_TIME, None, "day")) if first.cumulative else None
+    edge = None
+    semi = first.measure.non_additive
+    if semi is not None:
+        period = scope.group_expr(time_ref) if time_ref else None
+        edge = (scope.dimension(semi.time, None), period)
     joins = scope.ordered_joins()
-    fanout = any(edge.fanout for edge in joins)
+    fanout = any(e.fanout for e in joins)
     if fanout and model.primary is None:
-        path = ", ".join(str(e) for e in joins if e.fanout)
+        path = format_path(joins_to(joins, next(e for e in joins if e.fanout).target))
         raise QueryError(
             f"{scope.context}: the join {path} has many rows per row of '{model.name}', "
             f"and '{model.name}' has no primary entity to count each of its rows once",
             hint=f"give '{model.name}' a primary entity, or group by dimensions reachable without fan-out")
-    return AggregateNode(name, model, tuple(items), dims, tuple(conditions), joins, fanout)
+    if fanout and (first.cumulative or semi or first.measure.per):
+        raise QueryError(f"{scope.context}: this measure cannot be grouped across the fan-out join "
+                         f"{', '.join(str(e) for e in joins if e.fanout)}",
+                         hint="group by dimensions reachable without fan-out")
+    time = (time_ref.alias, time_ref.grain or "day") if time_ref else None
+    return AggregateNode(name, model, tuple(items), dims, tuple(conditions), joins, fanout,
+                         first.offset, first.cumulative, time, day, edge)
 
 
-def _refs(catalog: Catalog, parsed) -> dict[str, DimRef]:
-    from .refs import parse_ref
-    return {ref: parse_ref(catalog, ref) for ref in parsed.refs}
+def _conversion_node(catalog: Catalog, resolved: ResolvedQuery, name: str, item: ConversionInput) -> ConversionNode:
+    base_model = catalog.models[item.base.measure.model]
+    conv_model = catalog.models[item.conversion.measure.model]
+    base = Scope(catalog, base_model, _context([item.metric], resolved), resolved.time)
+    dims = tuple((ref.alias, base.group_expr(ref)) for ref in resolved.dims)
+    conditions = [base.bind(f.condition, filter_refs(catalog, f)) for f in item.base.filters]
+    conditions += [base.bind(w.parsed.condition, w.refs) for w in resolved.where]
+    conditions += base.time_range(resolved.start, resolved.end)
+    base_time = _raw_time(base, base_model.default_time)
+    conv = Scope(catalog, conv_model, f"metric {item.metric} (conversion events)")
+    conv_conditions = [conv.bind(f.condition, filter_refs(catalog, f)) for f in item.conversion.filters]
+    conv_time = _raw_time(conv, conv_model.default_time)
+    # bounds on stored (UTC) times, a day wider than the base events' zone-shifted range; the
+    # join on entity and window is exact, these only keep the scan small
+    day = Window(1, "day")
+    if resolved.start:
+        conv_conditions.append(exp.GTE(this=conv_time.copy(), expression=timestamp(shift(resolved.start, day, -1))))
+    if resolved.end:
+        conv_conditions.append(exp.LT(this=conv_time.copy(),
+                                      expression=timestamp(shift(shift(resolved.end, item.window), day))))
+    time_ref = resolved.time_dim
+    return ConversionNode(name, item, base_model, base.ordered_joins(), dims, tuple(conditions), base_time,
+                          conv_model, conv.ordered_joins(), tuple(conv_conditions), conv_time,
+                          (time_ref.alias, time_ref.grain or "day") if time_ref else None)
 
 
-def _context(items: list[MeasureInput], resolved: ResolvedQuery) -> str:
-    metrics = sorted({i.metric for i in items})
-    asked = [d.ref for d in resolved.dims]
-    return f"metric {', '.join(metrics)}" + (f" by {', '.join(asked)}" if asked else "")
+def joins_to(joins: tuple[Edge, ...], target: str) -> tuple[Edge, ...]:
+    """The chain of join steps from the source model to `target`."""
+    by_target = {e.target: e for e in joins}
+    chain = []
+    while target in by_target:
+        edge = by_target[target]
+        chain.append(edge)
+        target = edge.source
+    return tuple(reversed(chain))
+
+
+def _raw_time(scope: Scope, dim: DimensionInfo) -> exp.Expression:
+    """Windows between events are measured on stored times, whatever the display zone."""
+    scope.reach(dim.model)
+    return _wrap(dim.expr.copy())
 
 
 # --- affinity ------------------------------------------------------------------------------------
@@ -172,7 +279,7 @@ def _context(items: list[MeasureInput], resolved: ResolvedQuery) -> str:
 def _plan_affinity(catalog: Catalog, resolved: ResolvedQuery) -> AffinityNode:
     info = resolved.affinity
     bridge = catalog.models[info.bridge]
-    scope = Scope(catalog, bridge, f"metric {info.definition.name}")
+    scope = Scope(catalog, bridge, f"metric {info.definition.name}", resolved.time)
     groups, ante, cons = [], [], []
     for ref in resolved.dims:
         if ref.kind in ("antecedent", "consequent"):
@@ -192,17 +299,17 @@ def _plan_affinity(catalog: Catalog, resolved: ResolvedQuery) -> AffinityNode:
             f"metric {info.definition.name} is computed per pair of items: group by both "
             f"antecedent.<dimension> and consequent.<dimension>",
             hint="e.g. --by antecedent.product_name --by consequent.product_name; dimensions: " + ", ".join(choices))
-    conditions = [scope.bind(info.filter.condition, _refs(catalog, info.filter))] if info.filter else []
+    conditions = [scope.bind(info.filter.condition, filter_refs(catalog, info.filter))] if info.filter else []
     sides: dict[str, list[exp.Expression]] = {"antecedent": [], "consequent": []}
     for bound in resolved.where:
-        for conjunct in bound.parsed.condition.flatten() if isinstance(bound.parsed.condition, exp.And) else [bound.parsed.condition]:
+        condition = bound.parsed.condition
+        for conjunct in condition.flatten() if isinstance(condition, exp.And) else [condition]:
             kinds = {bound.refs[column_ref(c)].kind for c in conjunct.find_all(exp.Column)}
             if {"antecedent", "consequent"} <= kinds:
                 raise QueryError("a filter condition may not compare the antecedent with the consequent",
                                  hint="filter each side on its own, e.g. antecedent.category = 'Phones'")
             side = next((k for k in ("antecedent", "consequent") if k in kinds), None)
-            bound_expr = scope.bind(conjunct, bound.refs)
-            (sides[side] if side else conditions).append(bound_expr)
+            (sides[side] if side else conditions).append(scope.bind(conjunct, bound.refs))
     conditions += scope.time_range(resolved.start, resolved.end)
     same = [_side_key(r) for r in resolved.dims if r.kind == "antecedent"] == \
            [_side_key(r) for r in resolved.dims if r.kind == "consequent"]

@@ -60,6 +60,10 @@ def parse_ref(catalog: Catalog, ref: str, *, item_model: str | None = None) -> D
         model = catalog.models[item_model]
         if rest[0] in model.dimensions:
             rest = [item_model] + rest
+        elif len(rest) == 1:
+            raise UnknownNameError(
+                f"unknown dimension '{ref}': the items ('{item_model}') have no dimension '{rest[0]}'",
+                hint=did_you_mean(ref, [f"{head}.{d}" for d in model.dimensions]))
         dim, grain = _dimension(catalog, ".".join(rest), rest)
         return DimRef(ref, head, dim, grain)
     dim, grain = _dimension(catalog, ref, parts)
@@ -78,11 +82,13 @@ def _dimension(catalog: Catalog, ref: str, parts: list[str]) -> tuple[DimensionI
     if model is None:
         raise UnknownNameError(f"unknown dimension '{ref}': no model or entity '{parts[0]}'",
                                hint=did_you_mean(".".join(parts[:2]), catalog.all_dimension_refs()))
-    dim = model.dimensions.get(parts[1])
+    dim = model.dimensions.get(parts[1]) or catalog.extension_dimension(parts[0], parts[1])
     if dim is None:
+        hint = did_you_mean(f"{model.name}.{parts[1]}", [d.ref for d in model.dimensions.values()])
+        if hint.startswith("did you mean"):
+            hint += f" (dimensions of {model.name}: {', '.join(sorted(model.dimensions))})"
         raise UnknownNameError(
-            f"unknown dimension '{ref}': model '{model.name}' has no dimension '{parts[1]}'",
-            hint=did_you_mean(f"{model.name}.{parts[1]}", [d.ref for d in model.dimensions.values()]))
+            f"unknown dimension '{ref}': model '{model.name}' has no dimension '{parts[1]}'", hint=hint)
     grain = None
     if len(parts) == 3:
         if dim.type != "time":
@@ -116,9 +122,10 @@ def check_filter_refs(catalog: Catalog, parsed: ParsedFilter, source_model: str)
     return True
 
 
-def time_expr(dim: DimensionInfo, grain: str | None) -> exp.Expression:
+def time_expr(dim: DimensionInfo, grain: str | None, time=None) -> exp.Expression:
     """A time dimension truncated to `grain` (as a DATE), or as stored when no grain is given."""
-    if grain is None:
-        return dim.expr.copy()
-    trunc = exp.TimestampTrunc(this=dim.expr.copy(), unit=exp.var(grain.upper()))
-    return exp.cast(trunc, exp.DataType.Type.DATE)
+    from .calendar import TimeContext, in_zone, truncate
+
+    time = time or TimeContext()
+    local = in_zone(dim.expr.copy(), dim.definition.stored_as, time)
+    return truncate(local, grain, time) if grain else local

@@ -15,11 +15,15 @@ class QueryRequest:
     offset: int | None = None
     start: str | None = None  # ISO date or timestamp; metric_time >= start
     end: str | None = None  # ISO date (inclusive day) or timestamp (exclusive)
+    time_range: str | None = None  # relative: "last 28 days", "this month", "year to date", ...
+    having: tuple[str, ...] = ()  # conditions on metric values, after aggregation
+    timezone: str | None = None  # IANA name: stored UTC times fall into this zone's days
+    today: str | None = None  # ISO date that relative ranges count from (default: settings / clock)
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self):
         # accept lists from callers; keep tuples inside
-        for name in ("metrics", "dimensions", "where", "order"):
+        for name in ("metrics", "dimensions", "where", "order", "having"):
             value = getattr(self, name)
             if isinstance(value, str):
                 value = (value,)

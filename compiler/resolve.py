@@ -1,8 +1,9 @@
 """Resolve pass: (Catalog, QueryRequest) -> ResolvedQuery.
 
 Binds every name in the request: metrics are expanded into the measures they aggregate (with the
-filters that apply to each) and into output expressions over those measures; dimensions, filters,
-ordering and time range are parsed and checked. Join paths are chosen later, per measure source.
+filters, time offsets and windows that apply to each) and into output expressions over those
+measures; dimensions, filters, HAVING conditions, ordering, time zone and time range are parsed
+and checked. Join paths are chosen later, per measure source.
 """
 
 from __future__ import annotations
@@ -13,23 +14,44 @@ from datetime import date, datetime, timedelta
 from sqlglot import exp
 
 from . import model as m
+from .calendar import WEEKDAYS, TimeContext, Window, check_timezone, parse_window
 from .catalog import AffinityInfo, Catalog, MeasureInfo
 from .errors import QueryError, UnknownNameError, did_you_mean
-from .refs import DimRef, parse_ref, split_measure_ref
+from .refs import METRIC_TIME, DimRef, parse_ref, split_measure_ref
 from .request import QueryRequest
-from .sqlexpr import ParsedFilter, parse_filter
+from .sqlexpr import ParsedFilter, column_ref, parse_filter
+from .timerange import is_relative, relative_range
 
 MAX_LIMIT = 1_000_000
 
 
 @dataclass(frozen=True)
+class Cumulative:
+    window: Window | None
+    grain_to_date: str | None
+
+
+@dataclass(frozen=True)
 class MeasureInput:
-    """One measure aggregated under a set of filters, named `alias` in the plan."""
+    """One measure aggregated under a set of filters (and maybe shifted or accumulated in time)."""
 
     alias: str
     measure: MeasureInfo
     filters: tuple[ParsedFilter, ...]
     metric: str  # the metric that asked for it, for messages
+    offset: Window | None = None
+    cumulative: Cumulative | None = None
+
+
+@dataclass(frozen=True)
+class ConversionInput:
+    metric: str
+    base_alias: str
+    conversion_alias: str
+    base: MeasureInput
+    conversion: MeasureInput
+    entity: str
+    window: Window
 
 
 @dataclass(frozen=True)
@@ -49,28 +71,46 @@ class ResolvedQuery:
     order: tuple[tuple[str, bool], ...]  # (output alias, descending)
     start: str | None
     end: str | None
+    conversions: tuple[ConversionInput, ...] = ()
+    having: exp.Expression | None = None  # over output aliases
+    time: TimeContext = TimeContext()
+    fill_time: bool = False  # list every period of the range (time spine)
 
     @property
     def columns(self) -> list[tuple[str, str]]:
         """(name as requested, type) of every output column, in order."""
         return [(d.ref, d.type) for d in self.dims] + [(name, "number") for name, _ in self.outputs]
 
+    @property
+    def time_dim(self) -> DimRef | None:
+        return next((d for d in self.dims if d.kind == METRIC_TIME), None)
+
 
 def resolve(catalog: Catalog, request: QueryRequest) -> ResolvedQuery:
     names = _check_names(catalog, request)
     affinity = _affinity(catalog, names)
     item_model = affinity.item_model if affinity else None
-    dims = tuple(parse_ref(catalog, ref, item_model=item_model) for ref in request.dimensions)
     _no_duplicates(request.dimensions, "dimension")
+    dims = tuple(parse_ref(catalog, ref, item_model=item_model) for ref in request.dimensions)
     where = tuple(_bind_filter(catalog, text, i, item_model) for i, text in enumerate(request.where))
-    outputs, inputs = ((), ()) if affinity else _expand_metrics(catalog, names)
+    conversions: tuple = ()
     if affinity:
-        outputs = tuple((name, exp.column(name)) for name in names)
+        outputs, inputs = tuple((name, exp.column(name)) for name in names), ()
+    else:
+        outputs, inputs, conversions = _expand_metrics(catalog, names)
     aliases = {d.ref: d.alias for d in dims} | {name: name for name in names}
     order = tuple(_order_item(item, aliases) for item in request.order)
+    having = _having(request.having, aliases)
     _check_limit(request)
-    start, end = _time_bound(request.start, "start", False), _time_bound(request.end, "end", True)
-    return ResolvedQuery(request, dims, where, outputs, inputs, affinity, order, start, end)
+    start, end = _range(catalog, request)
+    calendar = catalog.settings.calendar
+    time = TimeContext(check_timezone(request.timezone), WEEKDAYS.index(calendar.week_start),
+                       calendar.fiscal_year_start_month)
+    fill = any(getattr(catalog.metrics[n], "join_to_timespine", False) for n in names)
+    resolved = ResolvedQuery(request, dims, where, outputs, inputs, affinity, order, start, end,
+                             conversions, having, time, fill)
+    _check_time_needs(catalog, resolved)
+    return resolved
 
 
 def _check_names(catalog: Catalog, request: QueryRequest) -> tuple[str, ...]:
@@ -112,63 +152,121 @@ def _affinity(catalog: Catalog, names) -> AffinityInfo | None:
 
 
 def _bind_filter(catalog: Catalog, text: str, index: int, item_model: str | None) -> BoundFilter:
-    parsed = parse_filter(text, field="where" if index == 0 else f"where[{index}]")
+    field = "where" if index == 0 else f"where[{index}]"
+    parsed = parse_filter(text, field=field)
     refs = {ref: parse_ref(catalog, ref, item_model=item_model) for ref in parsed.refs}
+    if isinstance(parsed.condition, exp.Column) and refs[parsed.refs[0]].type != "boolean":
+        from .errors import FilterError
+
+        raise FilterError(f"{text!r} is a {refs[parsed.refs[0]].type} dimension, not a condition",
+                          location=None, hint=f"compare it with a value, e.g. {text} = '...'")
     return BoundFilter(parsed, refs)
 
 
-def _expand_metrics(catalog: Catalog, names) -> tuple[tuple, tuple]:
+# --- metrics -> measure inputs -----------------------------------------------------------------
+
+
+def _expand_metrics(catalog: Catalog, names) -> tuple[tuple, tuple, tuple]:
     inputs: dict[tuple, MeasureInput] = {}
+    conversions: dict[str, ConversionInput] = {}
     taken: set[str] = set(names)
 
-    def leaf(metric: m.SimpleMetric, extra: tuple[ParsedFilter, ...]) -> exp.Expression:
+    def fresh(base: str) -> str:
+        alias, n = base, 1
+        while alias in taken:
+            alias, n = f"{base}_{n}", n + 1
+        taken.add(alias)
+        return alias
+
+    asking = [""]  # the requested metric being expanded, named in messages
+
+    def measure_input(metric: m.SimpleMetric, extra, offset=None, cumulative=None) -> MeasureInput:
         measure = split_measure_ref(catalog, metric.measure)
         own = catalog.metric_filters.get(metric.name)
         filters = ((own,) if own else ()) + extra
-        key = (measure.ref, tuple(id(f) for f in filters))
+        key = (measure.ref, tuple(id(f) for f in filters), offset, cumulative)
         found = inputs.get(key)
         if found is None:
-            alias = metric.name if not extra and metric.name not in _used(inputs) else _fresh(metric.name, taken)
+            plain = not extra and offset is None and cumulative is None
+            alias = metric.name if plain and metric.name not in {i.alias for i in inputs.values()} \
+                else fresh(metric.name)
             taken.add(alias)
-            found = inputs[key] = MeasureInput(alias, measure, filters, metric.name)
-        return exp.column(found.alias)
+            found = inputs[key] = MeasureInput(alias, measure, filters, asking[0], offset, cumulative)
+        return found
 
-    def expand(name: str, extra: tuple[ParsedFilter, ...]) -> exp.Expression:
+    def event_input(metric: m.SimpleMetric, extra) -> MeasureInput:
+        own = catalog.metric_filters.get(metric.name)
+        return MeasureInput(metric.name, split_measure_ref(catalog, metric.measure),
+                            ((own,) if own else ()) + extra, metric.name)
+
+    def expand(name: str, extra: tuple, offset: Window | None) -> exp.Expression:
         metric = catalog.metrics[name]
+        value = _expand_one(metric, extra, offset)
+        fill = getattr(metric, "fill_nulls_with", None)
+        if fill is not None:
+            fill = int(fill) if float(fill).is_integer() else fill  # 0 keeps counts whole numbers
+            value = exp.Coalesce(this=value, expressions=[exp.convert(fill)])
+        return value
+
+    def _expand_one(metric, extra, offset) -> exp.Expression:
         if isinstance(metric, m.SimpleMetric):
-            return leaf(metric, extra)
+            return exp.column(measure_input(metric, extra, offset).alias)
         if isinstance(metric, m.RatioMetric):
-            num = expand_input(metric, metric.numerator, extra)
-            den = expand_input(metric, metric.denominator, extra)
+            num = expand_input(metric, metric.numerator, extra, offset)
+            den = expand_input(metric, metric.denominator, extra, offset)
             return exp.Div(this=exp.cast(num, exp.DataType.Type.DOUBLE),
                            expression=exp.Nullif(this=den, expression=exp.Literal.number(0)))
         if isinstance(metric, m.DerivedMetric):
-            values = {(i if isinstance(i, str) else (i.alias or i.name)): expand_input(metric, i, extra)
+            values = {(i if isinstance(i, str) else (i.alias or i.name)): expand_input(metric, i, extra, offset)
                       for i in metric.metrics}
-            tree = catalog.derived_exprs[name].copy()
+            tree = catalog.derived_exprs[metric.name]
             return tree.transform(lambda node: exp.Paren(this=values[node.name].copy())
                                   if isinstance(node, exp.Column) else node)
-        raise QueryError(f"metric '{name}' of type {metric.type} cannot be used inside another metric here")
+        if isinstance(metric, m.CumulativeMetric):
+            spec = Cumulative(parse_window(metric.window) if metric.window else None, metric.grain_to_date)
+            if offset is not None:
+                raise QueryError(f"metric '{metric.name}' is cumulative and cannot be shifted in time",
+                                 hint="shift the metric it accumulates instead")
+            return exp.column(measure_input(catalog.metrics[metric.metric], extra, None, spec).alias)
+        if isinstance(metric, m.ConversionMetric):
+            if offset is not None:
+                raise QueryError(f"metric '{metric.name}' is a conversion metric and cannot be shifted in time")
+            found = conversions.get(metric.name)
+            if found is None:
+                # the events are counted by the conversion node, not as plain aggregates
+                base = event_input(catalog.metrics[metric.base], extra)
+                conversion = event_input(catalog.metrics[metric.conversion], ())
+                found = conversions[metric.name] = ConversionInput(
+                    metric.name, fresh(f"{metric.name}_base"), fresh(f"{metric.name}_conversions"),
+                    base, conversion, metric.entity, parse_window(metric.window))
+            converted = exp.column(found.conversion_alias)
+            if metric.calculation == "conversions":
+                return converted
+            return exp.Div(this=exp.cast(converted, exp.DataType.Type.DOUBLE),
+                           expression=exp.Nullif(this=exp.column(found.base_alias), expression=exp.Literal.number(0)))
+        raise QueryError(f"metric '{metric.name}' of type {metric.type} cannot be used inside another metric",
+                         hint="query it on its own")
 
-    def expand_input(parent, inp, extra) -> exp.Expression:
+    def expand_input(parent, inp, extra, offset) -> exp.Expression:
         if isinstance(inp, str):
-            return expand(inp, extra)
+            return expand(inp, extra, offset)
         own = catalog.input_filters.get((parent.name, inp.alias or inp.name))
-        return expand(inp.name, extra + ((own,) if own else ()))
+        shifted = offset
+        if inp.offset_window:
+            if offset is not None:
+                raise QueryError(f"metric '{parent.name}': time offsets cannot be nested",
+                                 hint="shift the innermost metric once")
+            shifted = parse_window(inp.offset_window)
+        return expand(inp.name, extra + ((own,) if own else ()), shifted)
 
-    outputs = tuple((name, expand(name, ())) for name in names)
-    return outputs, tuple(inputs.values())
+    outputs = []
+    for name in names:
+        asking[0] = name
+        outputs.append((name, expand(name, (), None)))
+    return tuple(outputs), tuple(inputs.values()), tuple(conversions.values())
 
 
-def _used(inputs) -> set[str]:
-    return {i.alias for i in inputs.values()}
-
-
-def _fresh(base: str, taken: set[str]) -> str:
-    n = 1
-    while f"{base}_{n}" in taken:
-        n += 1
-    return f"{base}_{n}"
+# --- the rest of the request ---------------------------------------------------------------------
 
 
 def _order_item(item: str, aliases: dict[str, str]) -> tuple[str, bool]:
@@ -182,6 +280,24 @@ def _order_item(item: str, aliases: dict[str, str]) -> tuple[str, bool]:
     return aliases[name], desc
 
 
+def _having(texts: tuple[str, ...], aliases: dict[str, str]) -> exp.Expression | None:
+    """HAVING conditions name requested metrics (and dimensions); they apply to the final rows."""
+    conditions = []
+    for i, text in enumerate(texts):
+        parsed = parse_filter(text, field="having" if i == 0 else f"having[{i}]")
+        for ref in parsed.refs:
+            if ref not in aliases:
+                raise UnknownNameError(f"having: '{ref}' is not among the requested metrics and dimensions",
+                                       hint=did_you_mean(ref, aliases))
+
+        def bind(node):
+            if isinstance(node, exp.Column):
+                return exp.column(exp.to_identifier(aliases[column_ref(node)], quoted=True))
+            return node
+        conditions.append(parsed.condition.transform(bind))
+    return exp.and_(*conditions) if conditions else None
+
+
 def _check_limit(request: QueryRequest):
     for name in ("limit", "offset"):
         value = getattr(request, name)
@@ -192,6 +308,35 @@ def _check_limit(request: QueryRequest):
         if value > MAX_LIMIT:
             raise QueryError(f"{name}: {value} is above the maximum of {MAX_LIMIT:,}",
                              hint="narrow the query with filters or ask for fewer rows")
+
+
+def _range(catalog: Catalog, request: QueryRequest) -> tuple[str | None, str | None]:
+    if request.time_range:
+        if request.start or request.end:
+            raise QueryError("give either time_range or start/end, not both")
+        text = request.time_range
+        if not is_relative(text):
+            raise QueryError(f"time_range {text!r}: use start/end for explicit dates",
+                             hint="time_range takes phrases such as 'last 28 days' or 'this month'")
+        today = _today(catalog, request)
+        calendar = catalog.settings.calendar
+        first, last = relative_range(text, today, week_start=WEEKDAYS.index(calendar.week_start),
+                                     fiscal_year_start_month=calendar.fiscal_year_start_month)
+        return _time_bound(first.isoformat(), "start", False), _time_bound(last.isoformat(), "end", True)
+    start, end = _time_bound(request.start, "start", False), _time_bound(request.end, "end", True)
+    if start and end and start >= end:
+        raise QueryError(f"start {request.start} is not before end {request.end}")
+    return start, end
+
+
+def _today(catalog: Catalog, request: QueryRequest) -> date:
+    text = request.today or catalog.settings.calendar.now
+    if text:
+        try:
+            return date.fromisoformat(str(text)[:10])
+        except ValueError:
+            raise QueryError(f"today: {text!r} is not a date", hint="write an ISO date such as 2025-12-31") from None
+    return date.today()
 
 
 def _time_bound(value: str | None, name: str, is_end: bool) -> str | None:
@@ -207,3 +352,26 @@ def _time_bound(value: str | None, name: str, is_end: bool) -> str | None:
     except ValueError:
         raise QueryError(f"{name}: {text!r} is not a date or timestamp",
                          hint="write an ISO date such as 2025-01-31 or a timestamp such as 2025-01-31T12:00:00") from None
+
+
+def _check_time_needs(catalog: Catalog, resolved: ResolvedQuery):
+    """Offsets, windows and filled periods are defined along metric_time."""
+    needs = [i.metric for i in resolved.inputs if i.offset or i.cumulative]
+    time = resolved.time_dim
+    if needs and time is None:
+        raise QueryError(f"metric {', '.join(sorted(set(needs)))} is defined over time: group by metric_time.<grain>",
+                         hint="e.g. --by metric_time.month")
+    from .calendar import fits_to_date
+
+    for item in resolved.inputs:
+        spec = item.cumulative
+        if spec and spec.grain_to_date and not fits_to_date(time.grain or "day", spec.grain_to_date, resolved.time):
+            raise QueryError(
+                f"metric '{item.metric}' restarts every {spec.grain_to_date}; a {time.grain} can span two of those",
+                hint=f"group by metric_time at {spec.grain_to_date} or a finer grain that lines up with it")
+    spine_users = [n for n in resolved.request.metrics if getattr(catalog.metrics[n], "join_to_timespine", False)]
+    spine_users += [i.metric for i in resolved.inputs if i.cumulative]
+    if spine_users and catalog.settings.time_spine is None:
+        raise QueryError(f"metric {', '.join(sorted(set(spine_users)))} needs a time spine (a table with one row per day)",
+                         hint="add `time_spine: {table: time_spine, column: date_day}` to canon.yml "
+                              "(canon demo creates that table)")

@@ -34,6 +34,7 @@ _FILTER_NODES: tuple[type[exp.Expression], ...] = (
 )
 _FILTER_TYPES = {
     exp.DataType.Type.DATE, exp.DataType.Type.TIMESTAMP, exp.DataType.Type.INT,
+    exp.DataType.Type.TIMESTAMPNTZ, exp.DataType.Type.TIMESTAMPTZ,  # how `TIMESTAMP` may parse
     exp.DataType.Type.BIGINT, exp.DataType.Type.DOUBLE, exp.DataType.Type.DECIMAL,
     exp.DataType.Type.VARCHAR, exp.DataType.Type.TEXT, exp.DataType.Type.BOOLEAN,
 }
@@ -65,7 +66,7 @@ def column_ref(column: exp.Column) -> str:
 def parse_filter(text: str, *, field: str = "where") -> ParsedFilter:
     """Parse a user filter and check it against the allow-list."""
     if not isinstance(text, str) or not text.strip():
-        raise FilterError(f"a filter must be a non-empty boolean expression",
+        raise FilterError("a filter must be a non-empty boolean expression",
                           location=Location(path=field))
     try:
         tree = sqlglot.parse_one(text, dialect=SOURCE_DIALECT, into=exp.Condition)
@@ -75,9 +76,12 @@ def parse_filter(text: str, *, field: str = "where") -> ParsedFilter:
             location=Location(path=field),
             hint=f"write e.g. \"product.category = 'Coffee' AND customer.country_code IN ('US', 'GB')\" ({_first_line(error)})",
         ) from None
+    if _has_comment(text) or any(node.comments for node in tree.walk()):
+        raise FilterError("comments (-- or /* */) are not allowed in a filter",
+                          location=Location(path=field),
+                          hint="remove the comment; a filter is a single boolean expression")
     refs: list[str] = []
     for node in tree.walk():
-        node.comments = None  # comments never travel into generated SQL
         if not isinstance(node, _FILTER_NODES):
             raise FilterError(
                 f"{node.sql(SOURCE_DIALECT)[:60]!r} is not allowed in a filter",
@@ -86,7 +90,7 @@ def parse_filter(text: str, *, field: str = "where") -> ParsedFilter:
                      "LIKE, IS NULL, arithmetic and lower/upper/coalesce/abs/length/trim",
             )
         if isinstance(node, exp.In) and (node.args.get("query") or node.args.get("unnest") or node.args.get("field")):
-            raise FilterError(f"IN takes a list of literal values, not a subquery",
+            raise FilterError("IN takes a list of literal values, not a subquery",
                               location=Location(path=field))
         if isinstance(node, exp.DataType) and node.this not in _FILTER_TYPES:
             raise FilterError(f"cast to {node.sql()} is not allowed",
@@ -94,13 +98,24 @@ def parse_filter(text: str, *, field: str = "where") -> ParsedFilter:
                               hint="cast only to date, timestamp, integer, bigint, double, decimal, varchar or boolean")
         if isinstance(node, exp.Column):
             if isinstance(node.this, exp.Star):
-                raise FilterError(f"'*' is not a dimension", location=Location(path=field))
+                raise FilterError("'*' is not a dimension", location=Location(path=field))
             refs.append(column_ref(node))
-    if not isinstance(tree, exp.Condition) or isinstance(tree, (exp.Column, exp.Literal)):
+    # a bare column is allowed: a boolean dimension is a filter by itself (order.is_attributed)
+    if not isinstance(tree, exp.Condition) or isinstance(tree, exp.Literal):
         raise FilterError(f"{text!r} is not a boolean expression",
                           location=Location(path=field),
                           hint="compare a dimension with a value, e.g. customer.segment = 'enterprise'")
+    if isinstance(tree, exp.Connector) and not isinstance(tree, exp.And):
+        # `a OR b` is ANDed with other conditions later: keep it one operand
+        tree = exp.Paren(this=tree)
     return ParsedFilter(condition=_lean(tree), refs=tuple(refs))
+
+
+def _has_comment(text: str) -> bool:
+    try:
+        return any(token.comments for token in sqlglot.tokenize(text, read=SOURCE_DIALECT))
+    except (ParseError, TokenError):
+        return False
 
 
 def parse_definition_expr(text: str, location: Location, *, what: str) -> exp.Expression:
@@ -121,7 +136,7 @@ def parse_model_sql(text: str, location: Location) -> exp.Query:
     try:
         tree = sqlglot.parse_one(text, dialect=SOURCE_DIALECT)
     except (ParseError, TokenError) as error:
-        raise ConfigError(f"model sql: cannot parse the query", location=location,
+        raise ConfigError("model sql: cannot parse the query", location=location,
                           hint=_first_line(error)) from None
     if not isinstance(tree, exp.Query):
         raise ConfigError("model sql: must be a SELECT query", location=location)

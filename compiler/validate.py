@@ -15,7 +15,7 @@ from sqlglot import exp
 
 from . import model as m
 from .catalog import (AffinityInfo, Catalog, DimensionInfo, EntityInfo, MeasureInfo, ModelInfo,
-                      alias_id, build_edges)
+                      NonAdditiveInfo, PerEntityInfo, alias_id, build_edges)
 from .errors import CanonError, CatalogErrors, ConfigError, Location, did_you_mean
 from .load import Document
 from .sqlexpr import parse_definition_expr, parse_filter, parse_model_sql
@@ -26,6 +26,24 @@ class Problems:
 
     def __init__(self):
         self.errors: list[CanonError] = []
+        # names (models, entities, model.measure/dimension refs, metrics) whose definitions were
+        # dropped for an error already reported: references to them are not reported again
+        self.broken: set[str] = set()
+        self.dropped: dict[str, set[tuple[str, int]]] = {}  # file -> (section, index) left out
+
+    def raw_index(self, doc: Document, section: str, index: int) -> int:
+        """The position in the file of the `index`-th definition kept from `section`."""
+        dropped = self.dropped.get(doc.file, set())
+        kept = [j for j in range(len(doc.data.get(section) or ())) if (section, j) not in dropped]
+        return kept[index] if index < len(kept) else index
+
+    def is_broken(self, *refs: str) -> bool:
+        """Whether any reference points into a definition that already failed."""
+        for ref in refs:
+            parts = str(ref).split(".")
+            if parts[0] in self.broken or ".".join(parts[:2]) in self.broken:
+                return True
+        return False
 
     def add(self, message: str, location: Location | None, hint: str | None = None):
         self.errors.append(ConfigError(message, location=location, hint=hint))
@@ -43,8 +61,12 @@ class Problems:
 def build_catalog(documents: list[Document], read_errors: list[CanonError] = ()) -> Catalog:
     problems = Problems()
     problems.errors.extend(read_errors)
+    for error in read_errors:
+        problems.broken.update(getattr(error, "defined_names", ()))
+    settings = _settings([d for d in documents if d.kind == "settings"], problems)
+    documents = [d for d in documents if d.kind != "settings"]
     models_defs, metric_files = _parse_documents(documents, problems)
-    catalog = Catalog(models={}, metrics={})
+    catalog = Catalog(models={}, metrics={}, settings=settings)
     _build_models(models_defs, catalog, problems)
     catalog.edges, catalog.entity_owner = build_edges(catalog.models)
     _check_entities(catalog, problems)
@@ -52,6 +74,7 @@ def build_catalog(documents: list[Document], read_errors: list[CanonError] = ())
     _register_metrics(metric_files, catalog, problems)
     _check_metrics(catalog, problems)
     _check_cycles(catalog, problems)
+    _check_glossary(catalog, problems)
     if not problems.errors:
         _check_saved_queries_and_views(catalog, problems)
     if problems.errors:
@@ -66,10 +89,22 @@ _CLASS_FOR_KEY: dict[str, type[BaseModel]] = {
     "semantic_model": m.SemanticModel, "semantic_models": m.SemanticModel, "entities": m.Entity,
     "dimensions": m.Dimension, "measures": m.Measure, "deduplicate": m.Deduplicate,
     "saved_queries": m.SavedQuery, "views": m.View, "numerator": m.MetricInput,
-    "denominator": m.MetricInput,
+    "denominator": m.MetricInput, "glossary": m.GlossaryTerm,
 }
 _METRIC_CLASSES = {"simple": m.SimpleMetric, "ratio": m.RatioMetric, "derived": m.DerivedMetric,
+                   "cumulative": m.CumulativeMetric, "conversion": m.ConversionMetric,
                    "affinity": m.AffinityMetric}
+
+
+def _settings(documents: list[Document], problems: Problems) -> m.Settings:
+    for doc in documents:
+        data = doc.data if isinstance(doc.data, dict) else {}
+        try:
+            return m.Settings.model_validate(data)
+        except ValidationError as error:
+            for err in error.errors():
+                _report_pydantic_error(err, doc, m.Settings, problems)
+    return m.Settings()
 
 
 def _parse_documents(documents, problems):
@@ -89,14 +124,79 @@ def _parse_documents(documents, problems):
         except ValidationError as error:
             for err in error.errors():
                 _report_pydantic_error(err, doc, expected, problems)
-            continue
+            parsed = _salvage(doc, expected, error.errors(), problems)
+            if parsed is None:
+                continue
         if doc.kind == "semantic_models":
             if parsed.semantic_model:
                 models.append((parsed.semantic_model, doc, ("semantic_model",)))
-            models += [(sm, doc, ("semantic_models", i)) for i, sm in enumerate(parsed.semantic_models)]
+            models += [(sm, doc, ("semantic_models", problems.raw_index(doc, "semantic_models", i)))
+                       for i, sm in enumerate(parsed.semantic_models)]
         else:
             metric_files.append((parsed, doc))
     return models, metric_files
+
+
+def _salvage(doc: Document, expected: type[BaseModel], errors: list[dict], problems: Problems):
+    """Keep the definitions of a file that are fine; remember the names of the dropped ones, so
+    that references to them do not add a second report of the same problem."""
+    data = doc.data
+    bad = {tuple(err["loc"][:2]) for err in errors}
+    problems.dropped[doc.file] = {b for b in bad if len(b) == 2 and isinstance(b[1], int)}
+    pruned = dict(data)
+    for key, value in data.items():
+        if key == "semantic_model" and (key,) in {b[:1] for b in bad}:
+            _mark_broken(value, problems)
+            pruned[key] = None
+        elif isinstance(value, list):
+            keep = []
+            for i, item in enumerate(value):
+                if (key, i) in bad:
+                    _mark_broken(item, problems)
+                else:
+                    keep.append(item)
+            pruned[key] = keep
+    try:
+        return expected.model_validate(pruned)
+    except ValidationError:
+        return None
+
+
+def _mark_broken(item, problems: Problems):
+    if not isinstance(item, dict):
+        return
+    if isinstance(item.get("name"), str):
+        problems.broken.add(item["name"])
+    for entity in item.get("entities") or ():
+        if isinstance(entity, dict) and entity.get("type") == "primary" and isinstance(entity.get("name"), str):
+            problems.broken.add(entity["name"])
+
+
+_ITEM_WORDS = {"metrics": "metric", "saved_queries": "saved query", "views": "view",
+               "semantic_model": "semantic model", "semantic_models": "semantic model",
+               "entities": "entity", "dimensions": "dimension", "measures": "measure"}
+
+
+def _describe(path: list, data) -> str:
+    """('semantic_model', 'measures', 0, 'agg') -> "agg of measure 'products' in semantic model 'product'"."""
+    items: list[str] = []
+    fields: list[str] = []
+    section, node = None, data
+    for segment in path:
+        node = node[segment]  # the path holds only segments found in the data
+        if isinstance(segment, int) or segment == "semantic_model":
+            word = _ITEM_WORDS.get(section if isinstance(segment, int) else segment, "item")
+            name = node.get("name") if isinstance(node, dict) else None
+            items.append(f"{word} {name!r}" if isinstance(name, str)
+                         else f"{word} #{segment + 1}" if isinstance(segment, int) else word)
+            fields = []
+        else:
+            section = segment
+            fields.append(str(segment))
+    text = " in ".join(reversed(items))
+    if fields:
+        text = ".".join(fields) + (f" of {text}" if text else "")
+    return text or "the file"
 
 
 def _report_pydantic_error(err: dict, doc: Document, root: type[BaseModel], problems: Problems):
@@ -115,19 +215,19 @@ def _report_pydantic_error(err: dict, doc: Document, root: type[BaseModel], prob
                 cls = _METRIC_CLASSES.get(data.get("type"), cls)
         # other segments are pydantic's (the union tag, a type name): not in the YAML
     kind, location = err["type"], doc.location(tuple(path))
-    where = ".".join(str(p) for p in path)
+    where = _describe(path, doc.data)
     field = str(err["loc"][-1]) if err["loc"] else ""
     if kind == "missing":
-        problems.add(f"missing required field '{field}' in {where or 'the file'}", location,
+        problems.add(f"missing required field '{field}' in {where}", location,
                      f"add `{field}:`")
     elif kind == "extra_forbidden":
         valid = list(getattr(cls, "model_fields", {}))
-        problems.add(f"unknown field '{field}' in {'.'.join(str(p) for p in path[:-1]) or 'the file'}",
+        problems.add(f"unknown field '{field}' in {_describe(path[:-1], doc.data)}",
                      location, did_you_mean(field, valid))
     elif kind in ("union_tag_invalid", "union_tag_not_found"):
         tag = err.get("ctx", {}).get("tag", "")
-        problems.add(f"metric {where}: unknown or missing type {tag!r}" if tag else
-                     f"metric {where}: missing `type`", location,
+        problems.add(f"{where}: unknown type {tag!r}" if tag else
+                     f"{where}: missing `type`", location,
                      "valid types: " + ", ".join(m.METRIC_TYPES))
     elif kind == "literal_error":
         problems.add(f"{where}: {err.get('input')!r} is not allowed", location,
@@ -166,6 +266,7 @@ def _build_models(defs, catalog: Catalog, problems: Problems):
         else:
             query = problems.check(lambda: parse_model_sql(sm.sql, here("sql")), here("sql"))
             if query is None:
+                _mark_broken(sm.model_dump(), problems)
                 continue
             source = query.subquery()
         if sm.deduplicate:
@@ -180,6 +281,7 @@ def _build_models(defs, catalog: Catalog, problems: Problems):
         entities, dimensions, measures = {}, {}, {}
         for i, ent in enumerate(sm.entities):
             _unique_name(ent.name, entities, "entity", here("entities", i), problems)
+            catalog.origins.setdefault(f"entity:{sm.name}.{ent.name}", here("entities", i))
             tree = parsed(ent.sql, f"entity {ent.name}", ("entities", i, "expr"))
             if tree is not None:
                 entities[ent.name] = EntityInfo(ent.name, ent.type, tree)
@@ -191,15 +293,75 @@ def _build_models(defs, catalog: Catalog, problems: Problems):
             tree = parsed(dim.sql, f"dimension {dim.name}", ("dimensions", i))
             if tree is not None:
                 dimensions[dim.name] = DimensionInfo(sm.name, dim.name, dim.type, tree, dim)
+            else:
+                problems.broken.add(f"{sm.name}.{dim.name}")
         for i, meas in enumerate(sm.measures):
             _unique_name(meas.name, measures, "measure", here("measures", i), problems)
+            if meas.per is not None:
+                info = _entity_level_measure(sm, meas, entities, here("measures", i), problems)
+                if info is None:
+                    problems.broken.add(f"{sm.name}.{meas.name}")
+                else:
+                    measures[meas.name] = info
+                continue
             tree = None
             if meas.expr is not None or meas.agg != "count":
                 tree = parsed(meas.expr or meas.name, f"measure {meas.name}", ("measures", i))
                 if tree is None:
+                    problems.broken.add(f"{sm.name}.{meas.name}")
                     continue
-            measures[meas.name] = MeasureInfo(sm.name, meas.name, meas.agg, tree, meas)
+            semi = None
+            if meas.non_additive is not None:
+                semi = _non_additive(sm, meas, dimensions, entities, here("measures", i), problems)
+                if semi is None:
+                    continue
+            measures[meas.name] = MeasureInfo(sm.name, meas.name, meas.agg, tree, meas, non_additive=semi)
         catalog.models[sm.name] = ModelInfo(sm, source, entities, dimensions, measures)
+
+
+def _entity_level_measure(sm, meas, entities, location, problems: Problems):
+    """An aggregate of per-entity aggregates; the outer expr sees the inner result as `value`."""
+    per = meas.per
+    if per.entity not in entities:
+        problems.add(f"measure '{meas.name}': model '{sm.name}' has no entity '{per.entity}' to aggregate per",
+                     location, did_you_mean(per.entity, entities))
+        return None
+    inner = None
+    if per.expr is not None or per.agg != "count":
+        inner = problems.check(lambda: parse_definition_expr(per.expr or meas.name, location,
+                                                             what=f"measure {meas.name} per.expr"), location)
+        if inner is None:
+            return None
+        inner = _qualify(inner, sm.name)
+    outer = problems.check(lambda: parse_definition_expr(meas.expr or "value", location,
+                                                         what=f"measure {meas.name} expr"), location)
+    if outer is None:
+        return None
+    for column in outer.find_all(exp.Column):
+        if column.table or column.name != "value":
+            problems.add(f"measure '{meas.name}': its expr may only use `value`, the per-{per.entity} result",
+                         location, f"found {column.sql()!r}")
+            return None
+    key = entities[per.entity].expr
+    return MeasureInfo(sm.name, meas.name, meas.agg, outer, meas,
+                       per=PerEntityInfo(per.entity, key, per.agg, inner))
+
+
+def _non_additive(sm, meas, dimensions, entities, location, problems: Problems):
+    rule = meas.non_additive
+    dim = dimensions.get(rule.time)
+    if dim is None or dim.type != "time":
+        problems.add(f"measure '{meas.name}': non_additive.time '{rule.time}' is not a time dimension of '{sm.name}'",
+                     location, did_you_mean(rule.time, [d for d, v in dimensions.items() if v.type == "time"]))
+        return None
+    groupings = []
+    for name in rule.groupings:
+        if name not in entities:
+            problems.add(f"measure '{meas.name}': non_additive grouping '{name}' is not an entity of '{sm.name}'",
+                         location, did_you_mean(name, entities))
+            return None
+        groupings.append(entities[name].expr)
+    return NonAdditiveInfo(dim, rule.window, tuple(groupings))
 
 
 def _deduplicated(source: exp.Expression, rule: m.Deduplicate) -> exp.Subquery:
@@ -224,10 +386,10 @@ def _unique_name(name, seen: dict, what: str, location, problems: Problems):
 def _check_entities(catalog: Catalog, problems: Problems):
     for model in catalog.models.values():
         for i, ent in enumerate(model.definition.entities):
-            if ent.type != "primary" and ent.name not in catalog.entity_owner:
+            if ent.type != "primary" and ent.name not in catalog.entity_owner and not problems.is_broken(ent.name):
                 problems.add(
                     f"entity '{ent.name}' of model '{model.name}' is not the primary entity of any model",
-                    catalog.origins["model:" + model.name],
+                    catalog.origins.get(f"entity:{model.name}.{ent.name}", catalog.origins["model:" + model.name]),
                     did_you_mean(ent.name, catalog.entity_owner) + " (or add a model with it as primary)",
                 )
 
@@ -241,7 +403,9 @@ def _resolve_default_times(catalog: Catalog, problems: Problems):
             continue
         where = catalog.origins["model:" + name]
         full = ref if "." in ref else f"{name}.{ref}"
-        dim = problems.check(lambda: resolve_dimension(catalog, full), where, f"default_time: ")
+        if problems.is_broken(full):
+            continue
+        dim = problems.check(lambda: resolve_dimension(catalog, full), where, "default_time: ")
         if dim is None:
             continue
         if dim.type != "time":
@@ -257,7 +421,8 @@ def _resolve_default_times(catalog: Catalog, problems: Problems):
 def _safe_path(catalog: Catalog, source: str, target: str):
     path = catalog.path(source, target)
     if any(edge.fanout for edge in path):
-        raise ConfigError(f"the path {' '.join(map(str, path))} fans out; a time dimension must be one per row")
+        steps = [path[0].source] + [edge.target for edge in path]
+        raise ConfigError(f"the path {' → '.join(steps)} fans out; a time dimension must be one per row")
     return path
 
 
@@ -266,18 +431,23 @@ def _safe_path(catalog: Catalog, source: str, target: str):
 
 def _register_metrics(metric_files, catalog: Catalog, problems: Problems):
     for parsed, doc in metric_files:
-        for section in ("metrics", "saved_queries", "views"):
+        for section in ("metrics", "saved_queries", "views", "glossary"):
             store = {"metrics": catalog.metrics, "saved_queries": catalog.saved_queries,
-                     "views": catalog.views}[section]
+                     "views": catalog.views, "glossary": catalog.glossary}[section]
             for i, item in enumerate(getattr(parsed, section)):
+                i = problems.raw_index(doc, section, i)
                 key = f"{section}:{item.name}"
                 location = doc.location((section, i))
                 if item.name in store:
-                    problems.add(f"{section[:-1].replace('_', ' ')} '{item.name}' is defined twice", location,
+                    what = {"glossary": "glossary term"}.get(section, section[:-1].replace('_', ' '))
+                    problems.add(f"{what} '{item.name}' is defined twice", location,
                                  f"first defined at {catalog.origins[key]}; rename one")
                     continue
                 store[item.name] = item
                 catalog.origins[key] = location
+                for part in ("measure", "filter", "numerator", "denominator", "expr", "metrics"):
+                    if isinstance(doc.data, dict) and part in (doc.data[section][i] or {}):
+                        catalog.origins[f"{key}.{part}"] = doc.location((section, i, part))
 
 
 def _check_metrics(catalog: Catalog, problems: Problems):
@@ -285,14 +455,17 @@ def _check_metrics(catalog: Catalog, problems: Problems):
 
     for name, metric in catalog.metrics.items():
         where = catalog.origins[f"metrics:{name}"]
+        at = lambda part, name=name, where=where: catalog.origins.get(f"metrics:{name}.{part}", where)  # noqa: E731
         if isinstance(metric, m.SimpleMetric):
-            measure = problems.check(lambda: split_measure_ref(catalog, metric.measure), where,
+            if problems.is_broken(metric.measure):
+                continue
+            measure = problems.check(lambda: split_measure_ref(catalog, metric.measure), at("measure"),
                                      f"metric '{name}': ")
             if metric.filter and measure is not None:
-                parsed = problems.check(lambda: parse_filter(metric.filter, field="filter"), where,
+                parsed = problems.check(lambda: parse_filter(metric.filter, field="filter"), at("filter"),
                                         f"metric '{name}' filter: ")
-                if parsed is not None and problems.check(
-                        lambda: check_filter_refs(catalog, parsed, measure.model), where,
+                if parsed is not None and not problems.is_broken(*parsed.refs) and problems.check(
+                        lambda: check_filter_refs(catalog, parsed, measure.model), at("filter"),
                         f"metric '{name}' filter: ") is not None:
                     catalog.metric_filters[name] = parsed
         elif isinstance(metric, (m.RatioMetric, m.DerivedMetric)):
@@ -300,7 +473,11 @@ def _check_metrics(catalog: Catalog, problems: Problems):
             for inp in inputs:
                 inp_name = inp if isinstance(inp, str) else inp.name
                 if inp_name not in catalog.metrics:
-                    problems.add(f"metric '{name}' uses unknown metric '{inp_name}'", where,
+                    if problems.is_broken(inp_name):
+                        continue
+                    part = ("metrics" if isinstance(metric, m.DerivedMetric)
+                            else "numerator" if inp is metric.numerator else "denominator")
+                    problems.add(f"metric '{name}' uses unknown metric '{inp_name}'", at(part),
                                  did_you_mean(inp_name, catalog.metrics))
                 elif isinstance(inp, m.MetricInput) and inp.filter:
                     parsed = problems.check(lambda: parse_filter(inp.filter, field="filter"), where,
@@ -311,6 +488,48 @@ def _check_metrics(catalog: Catalog, problems: Problems):
                 _check_derived_expr(catalog, metric, where, problems)
         elif isinstance(metric, m.AffinityMetric):
             _check_affinity(catalog, metric, where, problems)
+        elif isinstance(metric, (m.CumulativeMetric, m.ConversionMetric)):
+            _check_time_metric(catalog, metric, where, problems)
+
+
+def _simple_input(catalog: Catalog, owner: str, name: str, role: str, where, problems: Problems):
+    target = catalog.metrics.get(name)
+    if target is None:
+        problems.add(f"metric '{owner}' uses unknown metric '{name}' as its {role}", where,
+                     did_you_mean(name, catalog.metrics))
+        return None
+    if not isinstance(target, m.SimpleMetric):
+        problems.add(f"metric '{owner}': its {role} '{name}' must be a simple metric, not {target.type}", where,
+                     "point it at a simple metric (a measure with an optional filter)")
+        return None
+    return target
+
+
+def _check_time_metric(catalog: Catalog, metric, where, problems: Problems):
+    from .refs import split_measure_ref
+
+    if isinstance(metric, m.CumulativeMetric):
+        _simple_input(catalog, metric.name, metric.metric, "metric", where, problems)
+        return
+    base = _simple_input(catalog, metric.name, metric.base, "base", where, problems)
+    conversion = _simple_input(catalog, metric.name, metric.conversion, "conversion", where, problems)
+    for role, simple in (("base", base), ("conversion", conversion)):
+        if simple is None:
+            continue
+        measure = problems.check(lambda: split_measure_ref(catalog, simple.measure), where, f"metric '{metric.name}': ")
+        if measure is None:
+            continue
+        model = catalog.models[measure.model]
+        if metric.entity not in model.entities:
+            problems.add(f"metric '{metric.name}': the {role} model '{model.name}' has no entity '{metric.entity}'",
+                         where, "conversion needs an entity both events share; "
+                         + did_you_mean(metric.entity, model.entities))
+        if model.default_time is None:
+            problems.add(f"metric '{metric.name}': the {role} model '{model.name}' has no default_time", where,
+                         "conversion windows are measured on each model's default_time")
+        if role == "base" and model.primary is None:
+            problems.add(f"metric '{metric.name}': the base model '{model.name}' has no primary entity", where,
+                         "each base event must be counted once: give the model a primary entity")
 
 
 def _check_derived_expr(catalog, metric: m.DerivedMetric, where, problems: Problems):
@@ -332,7 +551,7 @@ def _check_affinity(catalog: Catalog, metric: m.AffinityMetric, where, problems:
     basket = catalog.model_for(metric.basket)
     item = catalog.model_for(metric.item)
     for role, entity, found in (("basket", metric.basket, basket), ("item", metric.item, item)):
-        if found is None:
+        if found is None and not problems.is_broken(entity):
             problems.add(f"metric '{metric.name}': unknown {role} entity '{entity}'", where,
                          did_you_mean(entity, catalog.entity_owner))
     if basket is None or item is None:
@@ -350,8 +569,9 @@ def _check_affinity(catalog: Catalog, metric: m.AffinityMetric, where, problems:
     if metric.filter:
         parsed = problems.check(lambda: parse_filter(metric.filter, field="filter"), where,
                                 f"metric '{metric.name}' filter: ")
-        if parsed is not None and problems.check(lambda: check_filter_refs(catalog, parsed, bridges[0]), where,
-                                                 f"metric '{metric.name}' filter: ") is None:
+        if parsed is not None and (problems.is_broken(*parsed.refs) or problems.check(
+                lambda: check_filter_refs(catalog, parsed, bridges[0]), where,
+                f"metric '{metric.name}' filter: ") is None):
             return
     catalog.affinities[metric.name] = AffinityInfo(metric, bridges[0], basket.name, item.name, parsed)
 
@@ -361,6 +581,10 @@ def metric_inputs(metric) -> list[str]:
         inputs = (metric.numerator, metric.denominator)
     elif isinstance(metric, m.DerivedMetric):
         inputs = metric.metrics
+    elif isinstance(metric, m.CumulativeMetric):
+        inputs = (metric.metric,)
+    elif isinstance(metric, m.ConversionMetric):
+        inputs = (metric.base, metric.conversion)
     else:
         return []
     return [i if isinstance(i, str) else i.name for i in inputs]
@@ -384,6 +608,20 @@ def _check_cycles(catalog: Catalog, problems: Problems):
 
     for name in catalog.metrics:
         visit(name, [])
+
+
+def _check_glossary(catalog: Catalog, problems: Problems):
+    """A term's metrics and dimensions must exist: the glossary points readers at real numbers."""
+    from .refs import parse_ref
+
+    for name, entry in catalog.glossary.items():
+        where = catalog.origins[f"glossary:{name}"]
+        for metric in entry.metrics:
+            if metric not in catalog.metrics:
+                problems.add(f"glossary term '{name}' names unknown metric '{metric}'", where,
+                             did_you_mean(metric, catalog.metrics))
+        for ref in entry.dimensions:
+            problems.check(lambda: parse_ref(catalog, ref), where, f"glossary term '{name}': ")
 
 
 def _check_saved_queries_and_views(catalog: Catalog, problems: Problems):

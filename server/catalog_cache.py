@@ -26,7 +26,8 @@ def fingerprint(project: Path) -> str:
     import sqlglot
 
     digest = hashlib.sha256(f"canon-cache-{FORMAT}-{sqlglot.__version__}".encode())
-    for _, path in find_definition_files(project):
+    settings = project / "canon.yml"
+    for _, path in find_definition_files(project) + ([("settings", settings)] if settings.is_file() else []):
         digest.update(str(path.relative_to(project)).encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()

@@ -34,6 +34,9 @@ class CanonGroup(click.Group):
             raise
         except KeyboardInterrupt:
             sys.exit(130)
+        except BrokenPipeError:  # `canon query ... | head`: the reader left; that is not an error
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(0)
         except Exception as error:  # a bug in Canon, not the user's fault: say so plainly
             if os.environ.get("CANON_DEBUG"):
                 raise
@@ -62,17 +65,23 @@ def _query_options(f):
         click.option("--limit", "-l", type=int, default=None, help="At most this many rows."),
         click.option("--start", default=None, help="metric_time from this date/time (inclusive)."),
         click.option("--end", default=None, help="metric_time up to this date (inclusive) or time (exclusive)."),
+        click.option("--time-range", "time_range", default=None,
+                     help="Relative range instead of --start/--end: 'last 28 days', 'this month', 'year to date', ..."),
+        click.option("--having", "having", multiple=True, help="Condition on metric values, e.g. 'revenue > 1000'."),
+        click.option("--timezone", "--tz", "timezone", default=None, help="IANA time zone for days, weeks and months."),
+        click.option("--today", default=None, help="The date relative ranges count from (default: canon.yml, then the clock)."),
     ]
     for option in reversed(options):
         f = option(f)
     return _project_option(f)
 
 
-def _request(metrics, dimensions, where, order, limit, start, end):
+def _request(metrics, dimensions, where, order, limit, start, end, time_range=None, having=(), timezone=None,
+             today=None):
     from compiler.request import QueryRequest
 
-    return QueryRequest(metrics=metrics, dimensions=dimensions, where=where, order=order,
-                        limit=limit, start=start, end=end)
+    return QueryRequest(metrics=metrics, dimensions=dimensions, where=where, order=order, limit=limit,
+                        start=start, end=end, time_range=time_range, having=having, timezone=timezone, today=today)
 
 
 def _catalog(project, *, cached: bool = True):
@@ -92,25 +101,36 @@ def _catalog(project, *, cached: bool = True):
 @_query_options
 @click.option("--warehouse", default=None, help="DuckDB file or postgresql:// URL (default: $CANON_WAREHOUSE, canon.yml, the demo).")
 @click.option("--format", "-f", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-def query(project, metrics, dimensions, where, order, limit, start, end, warehouse, fmt):
+def query(project, metrics, dimensions, where, order, limit, start, end, time_range, having, timezone, today,
+          warehouse, fmt):
     """Compute metrics by dimensions on the warehouse."""
     from server.project import warehouse_url
     from server.service import run_query
     from server.warehouse import open_warehouse
 
     root, catalog = _catalog(project)
-    request = _request(metrics, dimensions, where, order, limit, start, end)
+    request = _request(metrics, dimensions, where, order, limit, start, end, time_range, having, timezone, today)
     from compiler.compile import compile_request
 
     compile_request(catalog, request)  # reject bad requests before touching the warehouse
     store = open_warehouse(warehouse_url(root, warehouse))
     try:
-        result = run_query(catalog, store, request)
+        result = run_query(catalog, store, request, freshness=_freshness(catalog, store))
     finally:
         store.close()
     for warning in result.warnings or ():
         click.echo(f"warning: {warning}", err=True)
     _print_result(result, fmt)
+
+
+def _freshness(catalog, store):
+    """The freshness of monitored sources, when the catalog declares any (one small query each)."""
+    if not any(m.definition.freshness for m in catalog.models.values()):
+        return None
+    from server.governance.freshness import freshness_report
+    from server.service import freshness_now
+
+    return freshness_report(catalog, store, now=freshness_now(catalog))
 
 
 def _print_result(result, fmt):
@@ -139,13 +159,14 @@ def _print_result(result, fmt):
 @_query_options
 @click.option("--dialect", "-d", default="duckdb", show_default=True,
               help="duckdb, postgres, snowflake, bigquery, spark, trino or clickhouse.")
-def compile_command(project, metrics, dimensions, where, order, limit, start, end, dialect):
+def compile_command(project, metrics, dimensions, where, order, limit, start, end, time_range, having, timezone,
+                    today, dialect):
     """Print the SQL a request compiles to."""
     from compiler.compile import compile_request
 
     _, catalog = _catalog(project)
-    compiled = compile_request(catalog, _request(metrics, dimensions, where, order, limit, start, end),
-                               dialect, pretty=True)
+    compiled = compile_request(catalog, _request(metrics, dimensions, where, order, limit, start, end, time_range,
+                                                 having, timezone, today), dialect, pretty=True)
     click.echo(compiled.sql)
 
 
@@ -154,6 +175,7 @@ def compile_command(project, metrics, dimensions, where, order, limit, start, en
 def validate(project):
     """Check every definition; report every problem as file:line."""
     root, catalog = _catalog(project, cached=False)
+    _check_governance(root, catalog)  # project rules from canon.yml, data test declarations
     click.echo(f"ok: {len(catalog.models)} semantic models, {len(catalog.metrics)} metrics, "
                f"{len(catalog.saved_queries)} saved queries, {len(catalog.views)} views in {root}")
 
@@ -164,13 +186,20 @@ def validate(project):
 @click.option("--scale", type=click.FloatRange(min=0.001, max=1000), default=1.0, show_default=True,
               help="1.0 is about 20,000 orders; 200 is about 10 million order lines.")
 @click.option("--seed", type=int, default=42, show_default=True)
-def demo(project, path, scale, seed):
-    """Build the deterministic demo warehouse (DuckDB)."""
+@click.option("--target", default=None, metavar="URL",
+              help="Load the demo into this PostgreSQL database (postgresql://user:password@host:port/db), "
+                   "creating the database if missing and replacing its demo tables in one transaction; "
+                   "the DuckDB file is kept only if --path is given.")
+def demo(project, path, scale, seed, target):
+    """Build the deterministic demo warehouse (DuckDB, or PostgreSQL with --target)."""
     from pathlib import Path
 
     from server.demo import build_demo
     from server.project import demo_path, find_project
 
+    if target is not None:
+        _demo_to_postgres(target, path, scale, seed)
+        return
     if path is None:
         try:
             target = demo_path(find_project(project))
@@ -182,6 +211,33 @@ def demo(project, path, scale, seed):
     click.echo(f"demo warehouse: {target}")
     for name, count in counts.items():
         click.echo(f"  {name:<12} {count:>12,} rows")
+
+
+def _demo_to_postgres(url, path, scale, seed):
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from compiler.errors import ConfigError
+    from server.demo import build_demo
+    from server.pg_load import load_demo_into_postgres
+    from server.postgres import redact
+    from server.warehouse import is_postgres_url
+
+    if not is_postgres_url(url):
+        raise ConfigError(f"--target must be a postgresql:// URL, got {url!r}",
+                          hint="e.g. postgresql://user:password@localhost:5432/canon; use --path for a DuckDB file")
+    with tempfile.TemporaryDirectory(prefix="canon-demo-") as scratch:
+        source = Path(path) if path else Path(scratch) / "demo.duckdb"
+        started = time.perf_counter()
+        build_demo(source, scale=scale, seed=seed, progress=scale >= 5 and sys.stderr.isatty())
+        built = time.perf_counter()
+        counts = load_demo_into_postgres(source, url)
+        loaded = time.perf_counter()
+    click.echo(f"demo warehouse: {redact(url)}" + (f" (DuckDB copy: {path})" if path else ""))
+    for name, count in counts.items():
+        click.echo(f"  {name:<12} {count:>12,} rows")
+    click.echo(f"built in {built - started:.1f} s, loaded into PostgreSQL in {loaded - built:.1f} s")
 
 
 @main.command(name="metrics")
@@ -204,6 +260,467 @@ def list_metrics(project, fmt):
     for r in rows:
         table.add_row(r["name"], r["type"], r["tier"], r["owner"] or "", r["description"])
     Console().print(table)
+
+
+@main.command()
+@_project_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--warehouse", default=None, help="DuckDB file or postgresql:// URL (default: $CANON_WAREHOUSE, canon.yml, the demo).")
+@click.option("--query-timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              help="Seconds a query may run before it is cancelled (504).")
+@click.option("--max-rows", type=click.IntRange(min=1), default=100_000, show_default=True,
+              help="Most rows one query may return.")
+@click.option("--reload-interval", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Seconds between checks of the definition files (0: no hot reload).")
+@click.option("--pg-port", type=click.IntRange(0, 65535), default=None,
+              help="Also serve the views over the PostgreSQL wire protocol on this port (see `canon pg`).")
+@click.option("--log-level", type=click.Choice(("debug", "info", "warning", "error")), default="info", show_default=True)
+def serve(project, host, port, warehouse, query_timeout, max_rows, reload_interval, pg_port, log_level):
+    """Serve the HTTP API, the Cube REST API and the docs page (/docs); with --pg-port, SQL too."""
+    import logging
+
+    import uvicorn
+
+    from server.http_api import create_app
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app(project, warehouse, query_timeout_s=query_timeout, max_rows=max_rows,
+                     reload_interval_s=reload_interval, pg=(host, pg_port) if pg_port is not None else None)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level == "debug")
+
+
+# --- governance: lineage, diff, docs, data tests, freshness (issue 7) ---------------------------
+
+
+def _check_governance(root, catalog) -> None:
+    """Project rules (canon.yml `rules:`) and data test declarations; errors fail `canon validate`."""
+    from compiler.errors import CatalogErrors, ConfigError
+    from compiler.rules import check_rules, rules_from_config
+    from server.governance.datatests import check_tests
+    from server.project import load_config
+
+    errors = list(check_tests(catalog))
+    for problem in check_rules(catalog, rules_from_config(load_config(root))):
+        if problem.severity == "error":
+            errors.append(ConfigError(problem.message, location=problem.location, hint=problem.hint))
+        else:
+            click.echo(f"warning: {problem}", err=True)
+    if errors:
+        raise CatalogErrors(errors)
+
+
+def _open_optional_warehouse(root, warehouse):
+    from compiler.errors import WarehouseError
+    from server.project import warehouse_url
+    from server.warehouse import open_warehouse
+
+    try:
+        return open_warehouse(warehouse_url(root, warehouse))
+    except WarehouseError as error:
+        click.echo(f"note: {error.message}; continuing without the warehouse", err=True)
+        return None
+
+
+@main.command()
+@click.argument("name")
+@_project_option
+@click.option("--direction", "-d", type=click.Choice(("down", "up", "both")), default="down", show_default=True,
+              help="down: what it is built from (to tables and columns); up: what depends on it (impact).")
+@click.option("--format", "-f", "fmt", type=click.Choice(("text", "json", "mermaid", "dot")), default="text",
+              show_default=True)
+def lineage(name, project, direction, fmt):
+    """Lineage of a metric, measure, dimension, model, table or table.column (e.g. cac, orders.status)."""
+    import json
+
+    from compiler import lineage as ln
+
+    _, catalog = _catalog(project)
+    graph = ln.build_lineage(catalog)
+    root = ln.resolve_node(graph, name)
+    if fmt == "json":
+        click.echo(json.dumps(ln.lineage_json(catalog, root, direction, graph=graph), ensure_ascii=False, indent=2))
+    elif fmt == "mermaid":
+        click.echo(ln.render_mermaid(graph, root, direction))
+    elif fmt == "dot":
+        click.echo(ln.render_dot(graph, root, direction))
+    else:
+        for way in (("down", "up") if direction == "both" else (direction,)):
+            click.echo(ln.render_text(ln.tree(graph, root, way), way))
+        if direction in ("up", "both"):
+            found = ln.impact(graph, root)
+            click.echo("impact: " + "; ".join(f"{k.replace('_', ' ')}: {', '.join(v) or '-'}" for k, v in found.items()))
+
+
+@main.command(name="diff")
+@_project_option
+@click.option("--base", "base_ref", default="HEAD", show_default=True, help="Git ref to compare the working tree with.")
+@click.option("--format", "-f", "fmt", type=click.Choice(("text", "json", "markdown")), default="text", show_default=True)
+@click.option("--warehouse", default=None, help="Where to run the sample queries (default: as for `canon query`).")
+@click.option("--no-numbers", is_flag=True, help="Compare SQL only; do not run sample queries.")
+@click.option("--by", "sample_by", multiple=True, help="Dimension for the sample queries (default metric_time.year).")
+def diff_command(project, base_ref, fmt, warehouse, no_numbers, sample_by):
+    """Classify every catalog change since a git ref: breaking, value-changing, metadata-only. Exit 1 if breaking."""
+    from server.governance.diff import diff_project, render
+    from server.project import find_project
+
+    root = find_project(project)
+    store = None if no_numbers else _open_optional_warehouse(root, warehouse)
+    try:
+        report = diff_project(root, base_ref, warehouse=store, sample_by=sample_by)
+    finally:
+        if store is not None:
+            store.close()
+    click.echo(render(report, fmt), nl=fmt != "markdown")
+    sys.exit(report.exit_code)
+
+
+@main.command(name="docs")
+@_project_option
+@click.option("--out", "-o", type=click.Path(file_okay=False), default=None,
+              help="Folder for the site (default: <project>/.canon/site).")
+def docs_command(project, out):
+    """Write a static HTML catalog: every metric with its definition, lineage, owner and tier."""
+    from pathlib import Path
+
+    from server.governance.docs import build_site
+
+    root, catalog = _catalog(project)
+    target = Path(out) if out else root / ".canon" / "site"
+    written = build_site(catalog, target)
+    click.echo(f"catalog site: {target / 'index.html'} ({len(written)} files)")
+
+
+@main.command(name="test")
+@_project_option
+@click.option("--model", default=None, help="Only this semantic model's tests.")
+@click.option("--warehouse", default=None, help="DuckDB file or postgresql:// URL (default: as for `canon query`).")
+@click.option("--format", "-f", "fmt", type=click.Choice(("text", "json")), default="text", show_default=True)
+@click.option("--sample", "sample_size", type=click.IntRange(0, 1000), default=5, show_default=True,
+              help="Failing rows to show per test.")
+def test_command(project, model, warehouse, fmt, sample_size):
+    """Run the data tests declared on the semantic models; exit 1 if an error-severity test fails."""
+    import json
+
+    from server.governance.datatests import run_data_tests
+    from server.project import warehouse_url
+    from server.warehouse import open_warehouse
+
+    root, catalog = _catalog(project)
+    store = open_warehouse(warehouse_url(root, warehouse))
+    try:
+        results = run_data_tests(catalog, store, model=model, sample_size=sample_size)
+    finally:
+        store.close()
+    if fmt == "json":
+        click.echo(json.dumps([r.to_dict() for r in results], ensure_ascii=False, default=str, indent=2))
+    else:
+        for r in results:
+            mark = {"pass": "PASS", "fail": "FAIL" if r.severity == "error" else "WARN", "error": "ERROR"}[r.status]
+            extra = f" — {r.failures} failing row(s)" if r.status == "fail" else f" — {r.message}" if r.message else ""
+            click.echo(f"{mark:<5} {r.model}: {r.name}{extra}")
+            if r.sample:
+                click.echo("        " + " | ".join(r.columns))
+                for row in r.sample:
+                    click.echo("        " + " | ".join("NULL" if v is None else str(v) for v in row))
+        failed = sum(r.status != "pass" for r in results)
+        click.echo(f"{len(results)} test(s), {len(results) - failed} passed, {failed} failed")
+    if any(r.status == "error" or (r.status == "fail" and r.severity == "error") for r in results):
+        sys.exit(1)
+
+
+@main.command(name="freshness")
+@_project_option
+@click.option("--warehouse", default=None, help="DuckDB file or postgresql:// URL (default: as for `canon query`).")
+@click.option("--now", default=None, help="Evaluate as of this UTC time (ISO), instead of the clock.")
+@click.option("--format", "-f", "fmt", type=click.Choice(("text", "json")), default="text", show_default=True)
+def freshness_command(project, warehouse, now, fmt):
+    """Age and state (fresh / warn / error) of each source that declares freshness; exit 1 on error."""
+    import datetime as dt
+    import json
+
+    from compiler.errors import QueryError
+    from server.governance.freshness import format_age, freshness_report
+    from server.project import warehouse_url
+    from server.warehouse import open_warehouse
+
+    if now is not None:
+        try:
+            now = dt.datetime.fromisoformat(now)
+        except ValueError:
+            raise QueryError(f"--now {now!r} is not an ISO date or time", hint="e.g. --now 2026-01-09T12:00:00") from None
+    root, catalog = _catalog(project)
+    store = open_warehouse(warehouse_url(root, warehouse))
+    try:
+        report = freshness_report(catalog, store, now=now)
+    finally:
+        store.close()
+    if fmt == "json":
+        click.echo(json.dumps([s.to_dict() for s in report], ensure_ascii=False, indent=2))
+    else:
+        for s in report:
+            newest = s.max_loaded_at.isoformat(sep=" ") if s.max_loaded_at else "never"
+            click.echo(f"{s.state.upper():<5} {s.model}: newest {s.loaded_at} {newest}, age {format_age(s.age_seconds) or '-'}"
+                       f" (warn after {s.warn_after or '-'}, error after {s.error_after or '-'})"
+                       + (f" — {s.message}" if s.message else ""))
+        if not report:
+            click.echo("no semantic model declares freshness")
+    if any(s.state == "error" for s in report):
+        sys.exit(1)
+
+
+@main.command(name="pg")
+@_project_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback by default).")
+@click.option("--port", type=click.IntRange(0, 65535), default=5433, show_default=True, help="0 picks a free port.")
+@click.option("--warehouse", default=None, help="DuckDB file or postgresql:// URL (default: $CANON_WAREHOUSE, canon.yml, the demo).")
+@click.option("--tls-cert", default=None, type=click.Path(dir_okay=False, exists=True), help="PEM certificate: enables TLS.")
+@click.option("--tls-key", default=None, type=click.Path(dir_okay=False, exists=True), help="PEM private key for --tls-cert.")
+def pg_command(project, host, port, warehouse, tls_cert, tls_key):
+    """Serve the catalog's views over the PostgreSQL wire protocol (psql, BI tools, drivers).
+
+    Credentials: $CANON_PG_USER / $CANON_PG_PASSWORD, else `pg: {user, password}` in canon.yml,
+    else canon / canon (SCRAM-SHA-256). Any database name is accepted."""
+    import asyncio
+
+    from server.catalog_cache import load_catalog_cached
+    from server.pgwire.server import credentials, make_ssl_context, serve
+    from server.project import load_config, warehouse_url
+    from server.warehouse import open_warehouse
+
+    root, _ = _catalog(project)  # fail fast on an invalid catalog
+    user, password = credentials(load_config(root))
+    store = open_warehouse(warehouse_url(root, warehouse))
+
+    def ready(bound):
+        click.echo(f"canon pg: listening on {host}:{bound} (user {user}); "
+                   f"psql \"postgresql://{user}@{host}:{bound}/canon\"", err=True)
+
+    try:
+        asyncio.run(serve(lambda: load_catalog_cached(root), store, host, port, user, password,
+                          ssl_context=make_ssl_context(tls_cert, tls_key), ready=ready))
+    except KeyboardInterrupt:
+        pass
+    except OSError as error:
+        click.echo(f"error: cannot listen on {host}:{port}: {error.strerror or error}", err=True)
+        sys.exit(1)
+    finally:
+        store.close()
+
+
+# --- cross-sell, recommendations, upsell, audiences (issue 5) ---------------------------------------
+
+_WAREHOUSE_HELP = "DuckDB file or postgresql:// URL (default: $CANON_WAREHOUSE, canon.yml, the demo)."
+
+
+@main.command(name="cross-sell")
+@_project_option
+@click.option("--product", "-p", default=None, help="Product id or exact product name.")
+@click.option("--category", default=None, help="A category instead of a product: category-level rules.")
+@click.option("--brand", default=None, help="A brand instead of a product: brand-level rules.")
+@click.option("--limit", "-l", type=click.IntRange(1, 1000), default=10, show_default=True)
+@click.option("--min-support", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Only rules whose cross_sell_support is at least this share of orders.")
+@click.option("--days", type=click.IntRange(1, 3660), default=None, help="Window: the last N days of data (default 365).")
+@click.option("--warehouse", default=None, help=_WAREHOUSE_HELP)
+@click.option("--format", "-f", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True)
+def cross_sell_command(project, product, category, brand, limit, min_support, days, warehouse, fmt):
+    """Products (or categories, brands) most often bought with one, ranked by cross_sell_score."""
+    from compiler.errors import QueryError
+    from server.recommend import cli_support, engine
+
+    given = [(lvl, v) for lvl, v in (("product", product), ("category", category), ("brand", brand)) if v is not None]
+    if len(given) != 1:
+        raise QueryError("give exactly one of --product, --category or --brand")
+    level, value = given[0]
+    with cli_support.open_store(project, warehouse) as store:
+        snapshot, window = store.window(days)
+        body = engine.cross_sell(snapshot, window, value, level=level, limit=limit, min_support=min_support,
+                                 field=f"--{level}")
+    if fmt == "json":
+        click.echo(cli_support.to_json(body))
+        return
+    name = body["antecedent"].get("product_name") or body["antecedent"].get(level)
+    key = "product_name" if level == "product" else level
+    cli_support.print_items(
+        f"Bought with {name} ({window.start} .. {window.end})",
+        [(key, level), ("cross_sell_score", "score"), ("cross_sell_support", "support"), ("cross_sell_lift", "lift"),
+         ("cross_sell_pair_orders", "orders with both"), ("antecedent_orders", f"orders with {level}"),
+         ("baskets", "orders")], body["items"])
+
+
+@main.command(name="recommend")
+@_project_option
+@click.option("--customer", "-c", "customer", type=int, required=True, help="Customer id.")
+@click.option("--limit", "-l", type=click.IntRange(1, 1000), default=10, show_default=True)
+@click.option("--min-support", type=click.FloatRange(0, 1), default=0.0, show_default=True)
+@click.option("--days", type=click.IntRange(1, 3660), default=None, help="Window: the last N days of data (default 365).")
+@click.option("--warehouse", default=None, help=_WAREHOUSE_HELP)
+@click.option("--format", "-f", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True)
+def recommend_command(project, customer, limit, min_support, days, warehouse, fmt):
+    """Personalized recommendations: products the customer has not bought, each with the rule behind it."""
+    from server.recommend import cli_support, engine
+
+    with cli_support.open_store(project, warehouse) as store:
+        snapshot, window = store.window(days)
+        body = engine.recommend(snapshot, window, customer, limit=limit, min_support=min_support)
+    if fmt == "json":
+        click.echo(cli_support.to_json(body))
+        return
+    cli_support.print_items(
+        f"Customer {body['customer_id']} ({body['segment']}, {body['country_code']}, RFM {body['rfm_segment']}): "
+        f"{body['strategy']}",
+        [("product_id", "id"), ("product_name", "product"), ("cross_sell_score", "score"),
+         ("cross_sell_lift", "lift"), ("reason", "why")], body["items"])
+
+
+@main.command(name="upsell")
+@_project_option
+@click.option("--customer", "-c", "customer", type=int, required=True, help="Customer id.")
+@click.option("--limit", "-l", type=click.IntRange(1, 1000), default=5, show_default=True, help="Per category.")
+@click.option("--days", type=click.IntRange(1, 3660), default=None, help="Window: the last N days of data (default 365).")
+@click.option("--warehouse", default=None, help=_WAREHOUSE_HELP)
+@click.option("--format", "-f", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True)
+def upsell_command(project, customer, limit, days, warehouse, fmt):
+    """Higher-tier products per category the customer bought in, with the expected uplift."""
+    from server.recommend import cli_support, engine
+
+    with cli_support.open_store(project, warehouse) as store:
+        snapshot, window = store.window(days)
+        body = engine.upsell(snapshot, window, customer, limit=limit)
+    if fmt == "json":
+        click.echo(cli_support.to_json(body))
+        return
+    items = [{**i, "bought": f"{c['highest_tier_bought']} ({c['highest_list_price_bought']:.2f})"}
+             for c in body["categories"] for i in c["items"]]
+    cli_support.print_items(
+        f"Upsell for customer {body['customer_id']}",
+        [("category", "category"), ("bought", "highest bought"), ("product_name", "product"), ("tier", "tier"),
+         ("list_price", "price"), ("expected_uplift", "uplift"), ("product_purchase_frequency", "orders")], items)
+
+
+@main.command(name="audience")
+@_project_option
+@click.option("--recommend-product", "product", default=None, help="Customers to target with this product (id or name).")
+@click.option("--segment", default=None, help="An RFM segment (champions, loyal, ...) or an account segment (consumer, ...).")
+@click.option("--limit", "-l", type=click.IntRange(1, 1000000), default=1000, show_default=True, help="Most customers.")
+@click.option("--per-customer", type=click.IntRange(1, 20), default=3, show_default=True,
+              help="Recommended products per customer (--segment).")
+@click.option("--min-support", type=click.FloatRange(0, 1), default=0.0, show_default=True)
+@click.option("--warehouse", default=None, help=_WAREHOUSE_HELP)
+@click.option("--format", "-f", "fmt", type=click.Choice(("csv", "json")), default="csv", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout.")
+def audience_command(project, product, segment, limit, per_customer, min_support, warehouse, fmt, output):
+    """Export a campaign list: customer, email-safe id, recommended products, reason."""
+    from compiler.errors import QueryError
+    from server.recommend import cli_support, engine
+
+    if (product is None) == (segment is None):
+        raise QueryError("give exactly one of --recommend-product or --segment")
+    salt = cli_support.audience_salt(project)
+    with cli_support.open_store(project, warehouse) as store:
+        snapshot, window = store.window(None)
+        if product is not None:
+            rows = engine.audience_for_product(snapshot, window, product, salt=salt, limit=limit,
+                                               min_support=min_support)
+        else:
+            rows = engine.audience_for_segment(snapshot, window, segment, salt=salt, limit=limit,
+                                               per_customer=per_customer, min_support=min_support)
+    text = cli_support.to_json(rows) + "\n" if fmt == "json" else cli_support.audience_csv(rows)
+    if output:
+        from pathlib import Path
+
+        Path(output).write_text(text, encoding="utf-8")
+        click.echo(f"{len(rows)} customer(s) written to {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+@main.group(name="recommendations", cls=CanonGroup)
+def recommendations_group():
+    """The affinity snapshot behind cross-sell and recommendations, and recommendation feedback."""
+
+
+@recommendations_group.command(name="refresh")
+@_project_option
+@click.option("--warehouse", default=None, help=_WAREHOUSE_HELP)
+def recommendations_refresh(project, warehouse):
+    """Rebuild the affinity snapshot from the warehouse (persisted under .canon/recommend/)."""
+    from server.recommend import cli_support
+
+    with cli_support.open_store(project, warehouse) as store:
+        snapshot = store.refresh()
+    d = snapshot.describe()
+    click.echo(f"snapshot built in {d['build_ms']:.0f} ms: {d['rules']:,} product rules, {d['products']} products, "
+               f"{d['customers']:,} customers, window {d['window']['start']} .. {d['window']['end']} -> {store.path}")
+
+
+@recommendations_group.command(name="load-feedback")
+@_project_option
+@click.option("--warehouse", default=None, help=_WAREHOUSE_HELP)
+def recommendations_load_feedback(project, warehouse):
+    """Load the feedback journal into the warehouse table recommendation_feedback (idempotent)."""
+    from server.project import find_project, warehouse_url
+    from server.recommend.feedback import FeedbackJournal, load_into_warehouse
+
+    root = find_project(project)
+    inserted = load_into_warehouse(warehouse_url(root, warehouse), FeedbackJournal(root))
+    click.echo(f"{inserted} new feedback event(s) loaded into recommendation_feedback")
+
+
+@main.command(name="search")
+@_project_option
+@click.argument("text")
+@click.option("--limit", type=click.IntRange(1, 200), default=15, show_default=True)
+@click.option("--format", "-f", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True)
+def search_command(project, text, limit, fmt):
+    """Find metrics, dimensions and glossary terms by what they are called or mean."""
+    import json
+
+    from compiler.search import search
+
+    _, catalog = _catalog(project)
+    hits = search(catalog, text, limit=limit)
+    if fmt == "json":
+        click.echo(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
+        return
+    if not hits:
+        click.echo(f"nothing matches {text!r}", err=True)
+        sys.exit(1)
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("kind", "name", "label", "why")
+    for h in hits:
+        table.add_row(h.kind, h.name, h.label or "", h.why)
+    Console().print(table)
+
+
+@main.command()
+@_project_option
+@click.argument("text", required=False)
+@click.option("--format", "-f", "fmt", type=click.Choice(("text", "json")), default="text", show_default=True)
+def glossary(project, text, fmt):
+    """The business glossary: each term, what it means, and the metrics that measure it."""
+    import json
+
+    from compiler.search import search
+
+    _, catalog = _catalog(project)
+    names = [h.name for h in search(catalog, text, limit=200) if h.kind == "term"] if text else sorted(catalog.glossary)
+    entries = [catalog.glossary[n] for n in names]
+    if fmt == "json":
+        click.echo(json.dumps([e.model_dump(mode="json") for e in entries], ensure_ascii=False))
+        return
+    for entry in entries:
+        click.echo(f"{entry.term}\n  {' '.join(entry.definition.split())}")
+        if entry.synonyms:
+            click.echo(f"  also: {', '.join(entry.synonyms)}")
+        if entry.metrics or entry.dimensions:
+            click.echo(f"  measured by: {', '.join(entry.metrics + entry.dimensions)}")
+    if text and not entries:
+        click.echo(f"no glossary term matches {text!r}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ All times are naive UTC and handled internally as int64 seconds since START.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
+from sqlglot import exp
 
 DEFAULT_SCALE_ORDERS = 20_000  # orders at scale 1.0
 CUSTOMERS_PER_ORDER = 0.5  # ~10k customers at scale 1 (some never order)
@@ -99,7 +101,12 @@ TABLES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("meeting_at", "TIMESTAMP"),
         ("converted_customer_id", "BIGINT"),
     )),
+    # one row per day: the calendar that rolling windows and gap filling are built on
+    ("time_spine", (
+        ("date_day", "DATE PRIMARY KEY"),
+    )),
 )
+TIME_SPINE_DAYS = (datetime.date(2023, 1, 1), datetime.date(2027, 12, 31))
 
 COUNTRIES = ("US", "GB", "DE", "FR", "NL", "ES", "SE", "CA", "AU", "JP")
 COUNTRY_WEIGHTS = (0.34, 0.12, 0.12, 0.08, 0.05, 0.05, 0.04, 0.08, 0.07, 0.05)
@@ -232,8 +239,12 @@ def build_demo(
         with duckdb.connect(str(tmp)) as con:
             _create_tables(con)
             _populate(con, float(scale), np.random.default_rng(seed), progress)
+            # the (empty) table recommendation feedback lands in, so its metrics answer 0 rows from day one
+            from .recommend.feedback import create_table_sql
+
+            con.execute(create_table_sql("duckdb"))
             con.execute("CHECKPOINT")
-            counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t, _ in TABLES}
+            counts = {t: con.execute(_count_sql(t)).fetchone()[0] for t, _ in TABLES}
         _remove(Path(f"{path}.wal"))  # a stale WAL of the old file must not replay onto the new one
         os.replace(tmp, path)
     finally:
@@ -258,6 +269,7 @@ def _populate(con: duckdb.DuckDBPyConnection, scale: float, rng: np.random.Gener
     _insert(con, "ad_spend", _ad_spend_table(rng, spend))
     _insert(con, "leads", _leads_table(leads, customers["lead_customer_id"]))
     _insert(con, "customers", _customers_table(customers))
+    _insert(con, "time_spine", _time_spine_table())
 
     order_cal = Calendar.build(launch_ramp_days=ORDER_LAUNCH_RAMP_DAYS)
     skeleton = _order_skeleton(rng, customers, order_cal, round(DEFAULT_SCALE_ORDERS * scale))
@@ -782,6 +794,12 @@ def _ad_spend_table(rng: np.random.Generator, s: dict[str, np.ndarray]) -> dict[
     }
 
 
+def _time_spine_table() -> dict[str, pa.Array]:
+    first, last = TIME_SPINE_DAYS
+    days = np.arange(np.datetime64(first), np.datetime64(last) + 1, dtype="datetime64[D]")
+    return {"date_day": pa.array(days, type=pa.date32())}
+
+
 def _cumsum_within(values: np.ndarray, group_sizes: np.ndarray) -> np.ndarray:
     total = np.cumsum(values)
     ends = np.cumsum(group_sizes)
@@ -859,13 +877,40 @@ def _dict(codes: np.ndarray, labels: tuple[str, ...]) -> pa.Array:
 
 def _create_tables(con: duckdb.DuckDBPyConnection) -> None:
     for table, columns in TABLES:
-        cols = ", ".join(f"{name} {decl}" for name, decl in columns)
-        con.execute(f"CREATE TABLE {table} ({cols})")
+        con.execute(_create_sql(table, columns))
+
+
+_CONSTRAINTS = {
+    "PRIMARY KEY": exp.PrimaryKeyColumnConstraint,
+    "NOT NULL": exp.NotNullColumnConstraint,
+    "UNIQUE": exp.UniqueColumnConstraint,
+}
+
+
+def _create_sql(table: str, columns) -> str:
+    """CREATE TABLE as a sqlglot tree: each declaration is a type followed by constraints."""
+    defs = []
+    for name, declaration in columns:
+        kind, constraints = declaration, []
+        for keyword, node in _CONSTRAINTS.items():
+            if keyword in kind:
+                kind = kind.replace(keyword, "")
+                constraints.append(exp.ColumnConstraint(kind=node()))
+        defs.append(exp.ColumnDef(this=exp.to_identifier(name), kind=exp.DataType.build(kind.strip(), dialect="duckdb"),
+                                  constraints=constraints))
+    return exp.Create(this=exp.Schema(this=exp.to_table(table), expressions=defs), kind="TABLE").sql("duckdb")
+
+
+def _count_sql(table: str) -> str:
+    return exp.select(exp.Count(this=exp.Star())).from_(exp.to_table(table)).sql("duckdb")
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, pa.Array]) -> None:
+    # the batch is registered under a fixed name and inserted by column name
     con.register("_demo_batch", pa.table(columns))
     try:
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _demo_batch")
+        insert = exp.Insert(this=exp.to_table(table), expression=exp.select(exp.Star()).from_("_demo_batch"),
+                            by_name=True)
+        con.execute(insert.sql("duckdb"))
     finally:
         con.unregister("_demo_batch")

@@ -29,7 +29,15 @@ def open_warehouse(url: str) -> Warehouse:
     if is_postgres_url(url):
         from .postgres import PostgresWarehouse
 
-        return PostgresWarehouse(url)
+        return PostgresWarehouse(url, read_only=True)  # queries only read; feedback writes on its own connection
+    if url.startswith("spark-local:"):  # a local-mode SparkSession over a folder of parquet files
+        from .spark import SparkWarehouse
+
+        return SparkWarehouse(url)
+    if url.startswith("chdb:"):  # in-process ClickHouse (chDB) over a folder of parquet files
+        from .clickhouse_local import ChdbWarehouse
+
+        return ChdbWarehouse(url)
     return DuckDBWarehouse(url)
 
 

@@ -37,10 +37,11 @@ EXPECTED_SCHEMA = {
         "lead_id": "BIGINT", "campaign_id": "BIGINT", "created_at": "TIMESTAMP", "country_code": "VARCHAR",
         "source": "VARCHAR", "meeting_at": "TIMESTAMP", "converted_customer_id": "BIGINT",
     },
+    "time_spine": {"date_day": "DATE"},
 }
 PRIMARY_KEYS = {
     "customers": "customer_id", "products": "product_id", "orders": "order_id",
-    "order_items": "order_item_id", "campaigns": "campaign_id", "leads": "lead_id",
+    "order_items": "order_item_id", "campaigns": "campaign_id", "leads": "lead_id", "time_spine": "date_day",
 }
 
 
@@ -64,7 +65,7 @@ def scalar(con, sql):
 
 def contents(path):
     with duckdb.connect(str(path), read_only=True) as c:
-        return {t: c.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in EXPECTED_SCHEMA}
+        return {t: c.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in EXPECTED_SCHEMA}  # test oracle
 
 
 # -- API, determinism, atomic write -------------------------------------------
@@ -115,7 +116,11 @@ def test_schema(con):
     actual: dict[str, dict[str, str]] = {}
     for table, column, dtype in rows:
         actual.setdefault(table, {})[column] = dtype
-    assert actual == EXPECTED_SCHEMA
+    # and the (empty) table recommendation feedback is loaded into, so its metrics answer from day one
+    feedback = {"event_id": "VARCHAR", "customer_id": "BIGINT", "product_id": "BIGINT", "event": "VARCHAR",
+                "recommendation_id": "VARCHAR", "occurred_at": "TIMESTAMP", "received_at": "TIMESTAMP"}
+    assert actual == {**EXPECTED_SCHEMA, "recommendation_feedback": feedback}
+    assert scalar(con, "SELECT count(*) FROM recommendation_feedback") == 0
 
 
 # -- structure invariants ------------------------------------------------------------
@@ -277,3 +282,11 @@ def test_ad_spend_restatements(con):
                               HAVING count(DISTINCT (spend, impressions, clicks)) > 1)
     """)
     assert differing > 0.5 * restated
+
+
+def test_time_spine_covers_the_data_with_every_day(con):
+    """Rolling windows and gap filling need one row per day around the whole data range."""
+    first, last, days = con.execute("SELECT MIN(date_day), MAX(date_day), COUNT(*) FROM time_spine").fetchone()
+    lo, hi = con.execute("SELECT MIN(ordered_at), MAX(ordered_at) FROM orders").fetchone()
+    assert first < lo.date() and hi.date() < last
+    assert days == (last - first).days + 1

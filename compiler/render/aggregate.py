@@ -2,6 +2,7 @@
 
 Without fan-out, a plain grouped SELECT. With fan-out, the distinct (primary key, dimensions)
 rows are computed first and the source joined to them, so every source row counts once per group.
+Entity-level measures aggregate per entity first; semi-additive ones keep each period's last rows.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from .build import alias, col, join, select, subquery
 
 KEY = "_canon_key"
 KEYS = "_canon_keys"
+ENTITY = "_canon_entity"
 
 
 def join_condition(catalog: Catalog, edge: Edge) -> exp.Expression:
@@ -26,9 +28,7 @@ def joins_for(catalog: Catalog, edges) -> list[exp.Join]:
     return [join(catalog.models[e.target].source.copy(), join_condition(catalog, e)) for e in edges]
 
 
-def aggregate(measure) -> exp.Expression:
-    expr = measure.expr.copy() if measure.expr is not None else None
-    agg = measure.agg
+def agg_expr(agg: str, expr: exp.Expression | None, percentile: float | None = None) -> exp.Expression:
     if agg == "sum":
         return exp.Sum(this=expr)
     if agg == "count":
@@ -41,28 +41,36 @@ def aggregate(measure) -> exp.Expression:
         return exp.Min(this=expr)
     if agg == "max":
         return exp.Max(this=expr)
-    if agg == "median":
-        return exp.Median(this=expr)
+    if agg == "median":  # on DOUBLE: DuckDB keeps a DECIMAL input's scale and cuts 1.505 to 1.50
+        return exp.Median(this=exp.cast(expr, exp.DataType.Type.DOUBLE))
     if agg == "percentile":
-        return exp.WithinGroup(
-            this=exp.PercentileCont(this=exp.Literal.number(measure.definition.percentile)),
-            expression=exp.Order(expressions=[exp.Ordered(this=expr)]))
+        return exp.WithinGroup(this=exp.PercentileCont(this=exp.Literal.number(percentile)),
+                               expression=exp.Order(expressions=[exp.Ordered(this=exp.cast(expr, exp.DataType.Type.DOUBLE))]))
     raise AssertionError(f"unhandled aggregation {agg}")
 
 
-def render_aggregate(catalog: Catalog, node: AggregateNode, outputs=None, **finish) -> exp.Select:
-    """The node's SELECT. With `outputs` (name -> expression over measure aliases), the metrics are
-    computed in this same SELECT, over the aggregates; otherwise each measure is one column."""
-    aggregates = {i.alias: aggregate(i.measure) for i in node.measures}
+def aggregate(measure) -> exp.Expression:
+    expr = measure.expr.copy() if measure.expr is not None else None
+    return agg_expr(measure.agg, expr, measure.definition.percentile)
+
+
+def _values(aggregates: dict[str, exp.Expression], outputs) -> list[exp.Expression]:
+    """Measure columns, or (with `outputs`) the metrics computed over them in the same SELECT."""
     if outputs is None:
-        values = [alias(agg, name) for name, agg in aggregates.items()]
-    else:
-        values = [alias(expr.transform(lambda n: aggregates[n.name].copy() if isinstance(n, exp.Column) else n), name)
-                  for name, expr in outputs]
+        return [alias(agg, name) for name, agg in aggregates.items()]
+    return [alias(expr.transform(lambda n: aggregates[n.name].copy() if isinstance(n, exp.Column) else n), name)
+            for name, expr in outputs]
+
+
+def render_aggregate(catalog: Catalog, node: AggregateNode, outputs=None, **finish) -> exp.Select:
+    if node.measures[0].measure.per is not None:
+        return _render_per_entity(catalog, node, outputs, **finish)
+    if node.edge is not None:
+        return _render_semi_additive(catalog, node, outputs, **finish)
+    values = _values({i.alias: aggregate(i.measure) for i in node.measures}, outputs)
     if not node.fanout:
-        dims = [e.copy() for _, e in node.dims]
         return select(
-            [alias(d, a) for d, (a, _) in zip(dims, node.dims)] + values,
+            [alias(e.copy(), a) for a, e in node.dims] + values,
             node.model.source.copy(),
             joins=joins_for(catalog, node.joins),
             where=[c.copy() for c in node.conditions],
@@ -85,3 +93,46 @@ def render_aggregate(catalog: Catalog, node: AggregateNode, outputs=None, **fini
         group=[col(a, KEYS) for a, _ in node.dims],
         **finish,
     )
+
+
+def _render_per_entity(catalog: Catalog, node: AggregateNode, outputs, **finish) -> exp.Select:
+    """First `per.agg(per.expr)` per entity (and group), then the measure's agg over those values."""
+    per = node.measures[0].measure.per
+    inner_values = [alias(agg_expr(i.measure.per.agg, i.measure.per.expr.copy() if i.measure.per.expr else None),
+                          f"_v_{i.alias}") for i in node.measures]
+    inner = select(
+        [alias(e.copy(), a) for a, e in node.dims] + [alias(per.key.copy(), ENTITY)] + inner_values,
+        node.model.source.copy(),
+        joins=joins_for(catalog, node.joins),
+        where=[c.copy() for c in node.conditions],
+        group=[e.copy() for _, e in node.dims] + [per.key.copy()],
+    )
+    aggregates = {}
+    for i in node.measures:
+        value = i.measure.expr.transform(lambda n: col(f"_v_{i.alias}") if isinstance(n, exp.Column) else n)
+        aggregates[i.alias] = agg_expr(i.measure.agg, value, i.measure.definition.percentile)
+    return select([alias(col(a), a) for a, _ in node.dims] + _values(aggregates, outputs),
+                  subquery(inner, "_canon_per_entity"), group=[col(a) for a, _ in node.dims], **finish)
+
+
+def _render_semi_additive(catalog: Catalog, node: AggregateNode, outputs, **finish) -> exp.Select:
+    """Keep the rows at the last (or first) time of each period (per grouping entity), then aggregate."""
+    row_time, period = node.edge
+    semi = node.measures[0].measure.non_additive
+    partition = ([period.copy()] if period is not None else []) + [g.copy() for g in semi.groupings]
+    edge_fn = exp.Max if semi.window == "last" else exp.Min
+    edge = exp.Window(this=edge_fn(this=row_time.copy()), partition_by=partition)
+    rows = select(
+        [alias(e.copy(), a) for a, e in node.dims]
+        + [alias(i.measure.expr.copy(), f"_m_{i.alias}") for i in node.measures if i.measure.expr is not None]
+        + [alias(row_time.copy(), "_canon_t"), alias(edge, "_canon_edge")],
+        node.model.source.copy(),
+        joins=joins_for(catalog, node.joins),
+        where=[c.copy() for c in node.conditions],
+    )
+    aggregates = {i.alias: agg_expr(i.measure.agg, col(f"_m_{i.alias}") if i.measure.expr is not None else None,
+                                    i.measure.definition.percentile) for i in node.measures}
+    return select([alias(col(a), a) for a, _ in node.dims] + _values(aggregates, outputs),
+                  subquery(rows, "_canon_rows"),
+                  where=[exp.EQ(this=col("_canon_t"), expression=col("_canon_edge"))],
+                  group=[col(a) for a, _ in node.dims], **finish)

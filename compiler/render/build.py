@@ -41,12 +41,17 @@ def join(source: exp.Expression, on: exp.Expression | None = None, side: str = "
     return exp.Join(this=source, side=side, on=on)
 
 
+def _operand(condition: exp.Expression) -> exp.Expression:
+    """AND binds tighter than OR: an OR operand needs its brackets, or it escapes the conjunction."""
+    return exp.Paren(this=condition) if isinstance(condition, (exp.Or, exp.Xor)) else condition
+
+
 def and_all(conditions: Sequence[exp.Expression]) -> exp.Expression | None:
     if not conditions:
         return None
-    result = conditions[0]
+    result = _operand(conditions[0]) if len(conditions) > 1 else conditions[0]
     for condition in conditions[1:]:
-        result = exp.And(this=result, expression=condition)
+        result = exp.And(this=result, expression=_operand(condition))
     return result
 
 

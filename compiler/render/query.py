@@ -1,59 +1,212 @@
 """Plan -> the final SELECT.
 
-One measure source: a single grouped SELECT computing the metrics over its aggregates. Several
-(revenue and ad spend by month): one CTE per source, combined over the union of their dimension
-values with NULL-safe equality, so a group present in one source only is kept.
+One plain measure source: a single grouped SELECT computing the metrics over its aggregates.
+Otherwise one CTE (or a few) per node, combined over the union of their dimension values with
+NULL-safe equality, so a group present in one source only is kept. A node shifted in time (the
+previous month's revenue) joins on its period moved by the offset; with `join_to_timespine` the
+periods come from the time spine, so empty periods appear. HAVING conditions, ordering and limit
+apply to the combined rows.
 """
 
 from __future__ import annotations
 
 from sqlglot import exp
 
+from ..calendar import add, period_start, truncate
 from ..catalog import Catalog
-from ..plan import Plan
+from ..plan import AggregateNode, ConversionNode, Plan, timestamp
 from .affinity import render_affinity
 from .aggregate import render_aggregate
-from .build import alias, col, join, null_safe_equal, select, table
+from .build import alias, col, join, select, subquery, table
+from .conversion import render_conversion
+from .cumulative import render_cumulative
 
 SPINE = "_canon_groups"
+DATA = "_canon_data_groups"
+RESULT = "_canon_result"
 
 
 def render_plan(catalog: Catalog, plan: Plan) -> exp.Select:
     resolved = plan.resolved
     finish = _finish(resolved)
+    inner = {} if resolved.having is not None else finish
     if plan.affinity is not None:
-        return render_affinity(catalog, plan.affinity, resolved, **finish)
-    if len(plan.nodes) == 1:
-        return render_aggregate(catalog, plan.nodes[0], resolved.outputs, **finish)
-    return _combine(catalog, plan, finish)
+        query = render_affinity(catalog, plan.affinity, resolved, **inner)
+    elif _single(plan):
+        query = render_aggregate(catalog, plan.nodes[0], resolved.outputs, **inner)
+    else:
+        query = _combine(catalog, plan, inner)
+    if resolved.having is None:
+        return query
+    return select([exp.Star()], subquery(query, RESULT), where=[resolved.having.copy()], **finish)
+
+
+def _single(plan: Plan) -> bool:
+    node = plan.nodes[0]
+    return (len(plan.nodes) == 1 and isinstance(node, AggregateNode) and node.offset is None
+            and node.cumulative is None and not plan.resolved.fill_time)
+
+
+def _node_ctes(catalog: Catalog, node, resolved) -> list[tuple[str, exp.Expression]]:
+    if isinstance(node, ConversionNode):
+        return render_conversion(catalog, node)
+    if node.cumulative is not None:
+        return render_cumulative(catalog, node, resolved)
+    return [(node.name, render_aggregate(catalog, node))]
+
+
+def _values_of(node) -> list[str]:
+    if isinstance(node, ConversionNode):
+        return [node.input.base_alias, node.input.conversion_alias]
+    return [i.alias for i in node.measures]
 
 
 def _combine(catalog: Catalog, plan: Plan, finish: dict) -> exp.Select:
     resolved, nodes = plan.resolved, plan.nodes
-    dim_aliases = [d.alias for d in resolved.dims]
-    home = {i.alias: node.name for node in nodes for i in node.measures}
-    ctes = [(node.name, render_aggregate(catalog, node)) for node in nodes]
-    if dim_aliases:
-        spine = exp.union(*(select([col(a) for a in dim_aliases], table(node.name)) for node in nodes),
-                          distinct=True, copy=False)
-        ctes.append((SPINE, spine))
+    dims = [d.alias for d in resolved.dims]
+    time = resolved.time_dim
+    ctes: list[tuple[str, exp.Expression]] = []
+    for node in nodes:
+        ctes += _node_ctes(catalog, node, resolved)
+    home = {value: node.name for node in nodes for value in _values_of(node)}
+    where: list[exp.Expression] = []
+    if dims and not resolved.fill_time and not any(_shifted(n) for n in nodes):
+        # stack the sources and group: GROUP BY matches NULL groups and hashes on every engine,
+        # where a NULL-safe join cannot be hashed (PostgreSQL falls back to nested loops)
+        values = [v for node in nodes for v in _values_of(node)]
+        stacked = [select([col(a) for a in dims]
+                          + [col(v) if v in _values_of(node) else alias(exp.Null(), v) for v in values],
+                          table(node.name)) for node in nodes]
+        if len(nodes) > 2:
+            # PostgreSQL types a UNION pairwise from the left, and two NULL columns become text; a
+            # first branch without rows gives every column the type of the source that owns it
+            owner = {v: node.name for node in nodes for v in _values_of(node)}
+            typing = select([col(a, nodes[0].name) for a in dims] + [col(v, owner[v]) for v in values],
+                            table(nodes[0].name), joins=[join(table(node.name)) for node in nodes[1:]],
+                            where=[exp.EQ(this=exp.Literal.number(1), expression=exp.Literal.number(0))])
+            stacked.insert(0, typing)
+        ctes.append((SPINE, select([col(a) for a in dims] + [alias(exp.Max(this=col(v)), v) for v in values],
+                                   subquery(exp.union(*stacked, distinct=False, copy=False) if len(stacked) > 1
+                                            else stacked[0], "_canon_stacked"),
+                                   group=[col(a) for a in dims])))
+        home = {v: SPINE for v in values}
+        if time is not None and (resolved.start or resolved.end) and any(_moves(n) for n in nodes):
+            where = _trim(col(time.alias, SPINE), resolved, time.grain or "day")
+        return _finish_combine(resolved, dims, ctes, home, SPINE, [], where, finish)
+    if dims:
+        parts = [_labels(catalog, node, dims, resolved) for node in nodes]
+        data = exp.union(*parts, distinct=True, copy=False) if len(parts) > 1 else parts[0]
+        if resolved.fill_time and time is not None:
+            ctes.append((DATA, data))
+            ctes.append((SPINE, _time_spine(catalog, resolved, dims, time.alias)))
+        else:
+            ctes.append((SPINE, data))
         base = SPINE
-        joins = [join(table(node.name), null_safe_equal([col(a, SPINE) for a in dim_aliases],
-                                                         [col(a, node.name) for a in dim_aliases]))
-                 for node in nodes]
+        joins = [join(table(node.name), _match(node, dims, resolved)) for node in nodes]
+        if time is not None and (resolved.start or resolved.end) and any(_moves(n) for n in nodes):
+            where = _trim(col(time.alias, SPINE), resolved, time.grain or "day")
     else:  # one row per source: cross join them
         base = nodes[0].name
         joins = [join(table(node.name)) for node in nodes[1:]]
-    values = [alias(col(a, base), a) for a in dim_aliases]
+    return _finish_combine(resolved, dims, ctes, home, base, joins, where, finish)
+
+
+def _finish_combine(resolved, dims, ctes, home, base, joins, where, finish) -> exp.Select:
+    values = [alias(col(a, base), a) for a in dims]
     for name, expr in resolved.outputs:
-        bound = expr.transform(lambda n: col(n.name, home[n.name]) if isinstance(n, exp.Column) else n)
-        values.append(alias(bound, name))
-    return select(values, table(base), joins=joins, ctes=ctes, **finish)
+        values.append(alias(expr.transform(lambda n: col(n.name, home[n.name]) if isinstance(n, exp.Column) else n), name))
+    return select(values, table(base), joins=joins, where=where, ctes=ctes, **finish)
+
+
+def _moves(node) -> bool:
+    return isinstance(node, AggregateNode) and (node.offset is not None or node.cumulative is not None)
+
+
+def _shifted(node) -> bool:
+    return isinstance(node, AggregateNode) and node.offset is not None
+
+
+def _labels(catalog: Catalog, node, dims: list[str], resolved) -> exp.Select:
+    """The groups a node contributes to the combined rows. A node shifted in time contributes every
+    period P whose source period (P - offset) it has: taken from the time spine when there is one,
+    so that clamped days (Mar 30 and 31 both read Feb 29) and weeks get their rows."""
+    spine = catalog.settings.time_spine
+    shifted = isinstance(node, AggregateNode) and node.offset is not None and node.time is not None
+    if not (shifted and spine is not None):
+        return select([_label(a, node, resolved) for a in dims], table(node.name), distinct=True)
+    time_alias, grain = node.time
+    day = exp.column(spine.column, table="_canon_spine")
+    periods = select([alias(truncate(day, grain, resolved.time), "_canon_p")], table(spine.table, "_canon_spine"),
+                     distinct=True)
+    source = truncate(add(col("_canon_p", "s"), -node.offset.count, node.offset.unit), grain, resolved.time)
+    values = [alias(col("_canon_p", "s"), a) if a == time_alias else alias(col(a, "n"), a) for a in dims]
+    return select(values, subquery(periods, "s"),
+                  joins=[join(table(node.name, "n"), exp.EQ(this=col(time_alias, "n"), expression=source), side="INNER")],
+                  distinct=True)
+
+
+def _label(dim_alias: str, node, resolved) -> exp.Expression:
+    """A node's value for a dimension, as the combined rows see it: shifted periods move forward."""
+    value = col(dim_alias)
+    if isinstance(node, AggregateNode) and node.offset is not None and node.time and node.time[0] == dim_alias:
+        moved = truncate(add(value, node.offset.count, node.offset.unit), node.time[1], resolved.time)
+        return alias(moved, dim_alias)
+    return value
+
+
+def _match(node, dims: list[str], resolved) -> exp.Expression:
+    conditions = []
+    for a in dims:
+        mine = col(a, node.name)
+        if isinstance(node, AggregateNode) and node.offset is not None and node.time and node.time[0] == a:
+            # the row for period P reads the node's period (P - offset)
+            earlier = truncate(add(col(a, SPINE), -node.offset.count, node.offset.unit), node.time[1], resolved.time)
+            conditions.append(exp.EQ(this=mine, expression=earlier))
+        else:
+            conditions.append(exp.NullSafeEQ(this=col(a, SPINE), expression=mine))
+    return exp.and_(*conditions)
+
+
+def _trim(period: exp.Expression, resolved, grain: str) -> list[exp.Expression]:
+    """Offsets and windows read beyond the range; the output keeps the requested periods only."""
+    bounds = []
+    if resolved.start:
+        first = period_start(resolved.start, grain, resolved.time)
+        bounds.append(exp.GTE(this=period, expression=exp.cast(exp.Literal.string(first[:10]), exp.DataType.Type.DATE)))
+    if resolved.end:
+        bounds.append(exp.LT(this=period.copy(), expression=timestamp(resolved.end)))
+    return bounds
+
+
+def _time_spine(catalog: Catalog, resolved, dims: list[str], time_alias: str) -> exp.Select:
+    """Every period of the range (or of the data) from the time spine, times the other groups."""
+    spine = catalog.settings.time_spine
+    day = exp.column(spine.column, table="_canon_spine")
+    grain = resolved.time_dim.grain or "day"
+    bounds = []
+    if resolved.start:  # spine rows are days: the day holding the start counts
+        bounds.append(exp.GTE(this=day.copy(), expression=timestamp(period_start(resolved.start, "day", resolved.time))))
+    else:
+        bounds.append(exp.GTE(this=day.copy(), expression=exp.Subquery(this=select([exp.Min(this=col(time_alias))], table(DATA)))))
+    if resolved.end:
+        bounds.append(exp.LT(this=day.copy(), expression=timestamp(resolved.end)))
+    else:
+        bounds.append(exp.LTE(this=day.copy(), expression=exp.Subquery(this=select([exp.Max(this=col(time_alias))], table(DATA)))))
+    periods = select([alias(truncate(day.copy(), grain, resolved.time), time_alias)],
+                     table(spine.table, "_canon_spine"), where=bounds, distinct=True)
+    others = [a for a in dims if a != time_alias]
+    if not others:
+        return select([col(a) for a in dims], subquery(periods, "_canon_periods"))
+    groups = select([col(a) for a in others], table(DATA), distinct=True)
+    return select([col(time_alias, "_canon_periods")] + [col(a, "_canon_other") for a in others],
+                  subquery(periods, "_canon_periods"), joins=[join(subquery(groups, "_canon_other"))])
 
 
 def _finish(resolved) -> dict:
     request = resolved.request
-    order = resolved.order or tuple((d.alias, False) for d in resolved.dims)
+    # the requested dimensions break ties, so a LIMIT returns the same rows on every engine
+    named = {alias for alias, _ in resolved.order}
+    order = resolved.order + tuple((d.alias, False) for d in resolved.dims if d.alias not in named)
     return {
         "order": [exp.Ordered(this=col(a), desc=desc, nulls_first=False) for a, desc in order],
         "limit": request.limit,

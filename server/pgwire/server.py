@@ -1,0 +1,534 @@
+"""The PostgreSQL wire server on asyncio: startup, SCRAM-SHA-256, simple and extended query protocol.
+
+One `Connection` per client. Statements run in worker threads (the warehouse is blocking), so one slow
+query never stalls other clients, and a CancelRequest can abandon it. Any protocol violation ends only
+that connection; errors in statements become ErrorResponses and the connection stays usable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import ssl
+import struct
+import threading
+from dataclasses import dataclass, field
+
+from compiler.errors import CanonError
+
+from . import protocol as p
+from . import types as t
+from .errors import (INTERNAL_ERROR, INVALID_PASSWORD, INVALID_SQL_STATEMENT_NAME, INVALID_CURSOR_NAME,
+                     PROTOCOL_VIOLATION, QUERY_CANCELED, PgError, from_canon_error)
+from .pgcatalog import REPORTED, SETTINGS
+from .session import CatalogState, Prepared, Result, Session, split_statements
+
+log = logging.getLogger("canon.pgwire")
+
+
+@dataclass
+class Portal:
+    prepared: Prepared
+    params: list
+    formats: list[int]
+    result: Result | None = None
+    position: int = 0
+    columns: list | None = None
+    described: bool = False
+
+
+@dataclass
+class ServerConfig:
+    user: str
+    password: str
+    ssl_context: ssl.SSLContext | None = None
+
+
+class PgServer:
+    """Shared state of one listening server: the catalog, the warehouse, live sessions (for cancels)."""
+
+    def __init__(self, catalog_provider, warehouse, config: ServerConfig):
+        self.state = CatalogState(catalog_provider, warehouse)
+        self.config = config
+        self.connections: dict[int, "Connection"] = {}
+        self._next_pid = os.getpid() % 10000 * 1000
+
+    def new_pid(self) -> int:
+        self._next_pid += 1
+        return self._next_pid
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connection = Connection(self, reader, writer)
+        try:
+            await connection.run()
+        except (ConnectionError, asyncio.IncompleteReadError, p.ProtocolError, ssl.SSLError, OSError):
+            pass
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug: log it, end this connection only
+            log.exception("pgwire connection failed")
+        finally:
+            self.connections.pop(connection.pid, None)
+            try:
+                writer.close()
+            except Exception:
+                pass
+
+
+class Connection:
+    def __init__(self, server: PgServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.server = server
+        self.reader = reader
+        self.writer = writer
+        self.pid = 0
+        self.secret = secrets.randbits(31)
+        self.session: Session | None = None
+        self.statements: dict[str, Prepared] = {}
+        self.portals: dict[str, Portal] = {}
+        self.task: asyncio.Future | None = None
+        self.cancelled = False
+        self.skip_to_sync = False
+        self.out: list[bytes] = []
+
+    # --- I/O --------------------------------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        self.out.append(data)
+        if sum(len(chunk) for chunk in self.out) > 256 * 1024:
+            self.writer.write(b"".join(self.out))
+            self.out.clear()
+
+    async def flush(self) -> None:
+        if self.out:
+            self.writer.write(b"".join(self.out))
+            self.out.clear()
+        await self.writer.drain()
+
+    async def read_message(self) -> tuple[bytes, bytes]:
+        header = await self.reader.readexactly(5)
+        kind, length = header[:1], struct.unpack("!i", header[1:])[0]
+        if length < 4 or length > p.MAX_MESSAGE:
+            raise p.ProtocolError(f"invalid message length {length}")
+        body = await self.reader.readexactly(length - 4)
+        return kind, body
+
+    async def fatal(self, sqlstate: str, message: str) -> None:
+        self.send(p.error_response(PgError(sqlstate, message, severity="FATAL").fields()))
+        await self.flush()
+
+    # --- startup ----------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        params = await self.startup()
+        if params is None:
+            return
+        if not await self.authenticate(params.get("user", "")):
+            return
+        self.pid = self.server.new_pid()
+        self.server.connections[self.pid] = self
+        database = params.get("database") or params.get("user", "canon")
+        self.session = Session(self.server.state, user=params.get("user", ""), database=database, pid=self.pid)
+        try:
+            await asyncio.to_thread(self.server.state.get)
+        except PgError as error:
+            self.send(p.error_response(PgError(error.sqlstate, error.message, hint=error.hint, severity="FATAL").fields()))
+            await self.flush()
+            return
+        self.send(p.auth_ok())
+        app = params.get("application_name", "")
+        self.session.settings["application_name"] = app
+        for name in REPORTED:
+            value = app if name == "application_name" else SETTINGS.get(name.lower(), "")
+            if name == "session_authorization":
+                value = self.session.user
+            self.send(p.parameter_status(name, value))
+        self.send(p.backend_key_data(self.pid, self.secret))
+        self.send(p.ready_for_query(b"I"))
+        await self.flush()
+        await self.loop()
+
+    async def startup(self) -> dict | None:
+        while True:
+            length = struct.unpack("!i", await self.reader.readexactly(4))[0]
+            if length < 8 or length > p.MAX_STARTUP:
+                raise p.ProtocolError("invalid startup packet length")
+            body = await self.reader.readexactly(length - 4)
+            code = struct.unpack("!i", body[:4])[0]
+            if code == p.SSL_REQUEST:
+                if self.server.config.ssl_context is not None:
+                    self.writer.write(b"S")
+                    await self.writer.drain()
+                    await self.writer.start_tls(self.server.config.ssl_context)
+                else:
+                    self.writer.write(b"N")
+                    await self.writer.drain()
+                continue
+            if code == p.GSSENC_REQUEST:
+                self.writer.write(b"N")
+                await self.writer.drain()
+                continue
+            if code == p.CANCEL_REQUEST:
+                if len(body) >= 12:
+                    pid, secret = struct.unpack("!ii", body[4:12])
+                    target = self.server.connections.get(pid)
+                    if target is not None and target.secret == secret:
+                        target.cancel()
+                return None
+            if code >> 16 != 3:
+                await self.fatal("0A000", f"unsupported frontend protocol {code >> 16}.{code & 0xFFFF}: "
+                                          "Canon speaks protocol 3.0")
+                return None
+            return p.parse_startup(body[4:])
+
+    async def authenticate(self, user: str) -> bool:
+        config = self.server.config
+        scram = p.ScramServer(config.password)
+        self.send(p.auth_sasl())
+        await self.flush()
+        kind, body = await self.read_message()
+        if kind != b"p":
+            raise p.ProtocolError("expected a SASLInitialResponse")
+        reader = p.Reader(body)
+        mechanism = reader.cstr()
+        size = reader.int32()
+        if mechanism != "SCRAM-SHA-256":
+            await self.fatal(INVALID_PASSWORD, f"authentication mechanism {mechanism} is not supported: use SCRAM-SHA-256")
+            return False
+        first = reader.bytes(size) if size >= 0 else b""
+        self.send(p.auth_sasl_continue(scram.first(first)))
+        await self.flush()
+        kind, body = await self.read_message()
+        if kind != b"p":
+            raise p.ProtocolError("expected a SASLResponse")
+        final = scram.final(body)
+        if final is None or user != config.user:
+            await self.fatal(INVALID_PASSWORD, f'password authentication failed for user "{user}"')
+            return False
+        self.send(p.auth_sasl_final(final))
+        return True
+
+    # --- messages ---------------------------------------------------------------------------------
+
+    async def loop(self) -> None:
+        while True:
+            try:
+                kind, body = await self.read_message()
+            except p.ProtocolError as error:
+                await self.fatal(PROTOCOL_VIOLATION, str(error))
+                return
+            if kind == b"X":
+                return
+            if self.skip_to_sync and kind not in (b"S",):
+                continue
+            try:
+                if kind == b"Q":
+                    await self.simple_query(p.Reader(body).cstr())
+                elif kind == b"P":
+                    await self.parse(body)
+                elif kind == b"B":
+                    await self.bind(body)
+                elif kind == b"D":
+                    await self.describe(body)
+                elif kind == b"E":
+                    await self.execute(body)
+                elif kind == b"C":
+                    self.close(body)
+                elif kind == b"S":
+                    self.skip_to_sync = False
+                    self.send(p.ready_for_query(self.session.tx.encode()))
+                    await self.flush()
+                elif kind == b"H":
+                    await self.flush()
+                elif kind in (b"d", b"c", b"f"):
+                    pass  # COPY data outside COPY: ignore, as PostgreSQL does
+                elif kind == b"F":
+                    raise PgError("0A000", "the function call protocol is not supported")
+                else:
+                    raise p.ProtocolError(f"unknown message type {kind!r}")
+            except PgError as error:
+                self.report(error, extended=kind != b"Q")
+                if kind == b"Q":
+                    self.send(p.ready_for_query(self.session.tx.encode()))
+                    await self.flush()
+            except p.ProtocolError as error:
+                await self.fatal(PROTOCOL_VIOLATION, str(error))
+                return
+
+    def report(self, error: PgError, *, extended: bool) -> None:
+        if self.session.tx == "T":
+            self.session.tx = "E"
+        self.send(p.error_response(error.fields()))
+        if extended:
+            self.skip_to_sync = True
+
+    async def call(self, fn, *args):
+        """Run blocking work in a thread; a CancelRequest abandons it with 57014."""
+        self.cancelled = False
+        self.task = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+        try:
+            return await self.task
+        except asyncio.CancelledError:
+            if self.cancelled:
+                raise PgError(QUERY_CANCELED, "canceling statement due to user request") from None
+            raise
+        except CanonError as error:
+            raise from_canon_error(error) from None
+        except PgError:
+            raise
+        except Exception as error:
+            log.exception("statement failed")
+            raise PgError(INTERNAL_ERROR, f"internal error: {type(error).__name__}: {error}") from None
+        finally:
+            self.task = None
+
+    def cancel(self) -> None:
+        task = self.task
+        if task is not None and not task.done():
+            self.cancelled = True
+            task.get_loop().call_soon_threadsafe(task.cancel)
+
+    # --- simple query -------------------------------------------------------------------------------
+
+    async def simple_query(self, text: str) -> None:
+        statements = split_statements(text)
+        if statements == [""]:
+            self.send(p.EMPTY_QUERY)
+        for statement in statements:
+            try:
+                prepared = await self.call(self.session.prepare, statement)
+                self.session.check_transaction(prepared)
+                result = await self.call(self.session.execute, prepared, [])
+            except PgError as error:
+                self.report(error, extended=False)
+                break
+            if prepared.kind == "empty":
+                self.send(p.EMPTY_QUERY)
+                continue
+            self.after_utility(prepared)
+            self.send_notices(result)
+            if result.columns is not None:
+                self.send(p.row_description(result.columns, []))
+                self.send_rows(result.columns, result.rows, [])
+            self.send(p.command_complete(result.tag))
+        self.send(p.ready_for_query(self.session.tx.encode()))
+        await self.flush()
+
+    def after_utility(self, prepared: Prepared) -> None:
+        if prepared.kind != "utility":
+            return
+        words = [tok.text.upper() for tok in prepared.tokens]
+        if prepared.keyword == "DISCARD":
+            self.statements = {k: v for k, v in self.statements.items() if k == ""}
+            self.portals.clear()
+        elif prepared.keyword == "DEALLOCATE":
+            if "ALL" in words[1:]:
+                self.statements = {k: v for k, v in self.statements.items() if k == ""}
+            else:
+                self.statements.pop(prepared.tokens[-1].text, None)
+
+    def send_notices(self, result) -> None:
+        for text in getattr(result, "notices", ()):
+            self.send(p.error_response([(b"S", "WARNING"), (b"V", "WARNING"), (b"C", "01000"), (b"M", text)], kind=b"N"))
+
+    def send_rows(self, columns, rows, formats) -> None:
+        oids = [oid for _, oid in columns]
+        binary = [(formats[i] if len(formats) > 1 else (formats[0] if formats else 0)) == 1 for i in range(len(oids))]
+        for row in rows:
+            cells = []
+            for value, oid, as_binary in zip(row, oids, binary):
+                if value is None:
+                    cells.append(None)
+                elif as_binary:
+                    cells.append(t.encode_binary(value, oid))
+                else:
+                    cells.append(t.encode_text(value, oid).encode("utf-8"))
+            self.send(p.data_row(cells))
+
+    # --- extended query -----------------------------------------------------------------------------
+
+    async def parse(self, body: bytes) -> None:
+        reader = p.Reader(body)
+        name, text = reader.cstr(), reader.cstr()
+        count = reader.int16()
+        oids = [reader.uint32() for _ in range(max(count, 0))]
+        prepared = await self.call(self.session.prepare, text, oids)
+        if name and name in self.statements:
+            raise PgError("42P05", f'prepared statement "{name}" already exists')
+        self.statements[name] = prepared
+        self.send(p.PARSE_COMPLETE)
+
+    async def bind(self, body: bytes) -> None:
+        reader = p.Reader(body)
+        portal_name, statement_name = reader.cstr(), reader.cstr()
+        prepared = self.statements.get(statement_name)
+        if prepared is None:
+            raise PgError(INVALID_SQL_STATEMENT_NAME, f'prepared statement "{statement_name}" does not exist')
+        formats = [reader.int16() for _ in range(max(reader.int16(), 0))]
+        count = reader.int16()
+        if count != prepared.param_count:
+            raise PgError(PROTOCOL_VIOLATION, f"bind message supplies {count} parameters, but prepared statement "
+                                              f'"{statement_name}" requires {prepared.param_count}')
+        params = []
+        for i in range(count):
+            size = reader.int32()
+            data = None if size == -1 else reader.bytes(size)
+            fmt = formats[i] if len(formats) > 1 else (formats[0] if formats else 0)
+            oid = prepared.param_oids[i] if i < len(prepared.param_oids) else t.TEXT
+            try:
+                params.append(t.decode_param(data, fmt, oid))
+            except t.ParameterError as error:
+                raise PgError("22P02", str(error)) from None
+        result_formats = [reader.int16() for _ in range(max(reader.int16(), 0))]
+        self.session.check_transaction(prepared)
+        self.portals[portal_name] = Portal(prepared, params, result_formats)
+        self.send(p.BIND_COMPLETE)
+
+    async def describe(self, body: bytes) -> None:
+        reader = p.Reader(body)
+        what, name = reader.byte(), reader.cstr()
+        if what == b"S":
+            prepared = self.statements.get(name)
+            if prepared is None:
+                raise PgError(INVALID_SQL_STATEMENT_NAME, f'prepared statement "{name}" does not exist')
+            columns = await self.call(self.session.describe, prepared, None)
+            self.send(p.parameter_description(prepared.param_oids))
+            self.send(p.row_description(columns, []) if columns is not None else p.NO_DATA)
+            return
+        portal = self.portals.get(name)
+        if portal is None:
+            cursor = self.session.cursors.get(name)
+            if cursor is None:
+                raise PgError(INVALID_CURSOR_NAME, f'portal "{name}" does not exist')
+            columns = cursor.result.columns
+            self.send(p.row_description(columns, []) if columns is not None else p.NO_DATA)
+            return
+        if portal.prepared.kind in ("semantic", "catalog", "explain"):
+            if portal.prepared.kind == "semantic":
+                portal.columns = await self.call(self.session.describe, portal.prepared, portal.params)
+            else:
+                portal.result = await self.call(self.session.execute, portal.prepared, portal.params)
+                portal.columns = portal.result.columns
+        else:
+            portal.columns = await self.call(self.session.describe, portal.prepared, portal.params)
+        self.send(p.row_description(portal.columns, portal.formats) if portal.columns is not None else p.NO_DATA)
+
+    async def execute(self, body: bytes) -> None:
+        reader = p.Reader(body)
+        name, limit = reader.cstr(), reader.int32()
+        portal = self.portals.get(name)
+        if portal is None:
+            raise PgError(INVALID_CURSOR_NAME, f'portal "{name}" does not exist')
+        if portal.prepared.kind == "empty":
+            self.send(p.EMPTY_QUERY)
+            return
+        if portal.result is None:
+            self.session.check_transaction(portal.prepared)
+            portal.result = await self.call(self.session.execute, portal.prepared, portal.params)
+            self.after_utility(portal.prepared)
+            self.send_notices(portal.result)
+        result = portal.result
+        if result.columns is None:
+            self.send(p.command_complete(result.tag))
+            return
+        end = len(result.rows) if limit <= 0 else min(len(result.rows), portal.position + limit)
+        self.send_rows(result.columns, result.rows[portal.position:end], portal.formats)
+        portal.position = end
+        if end < len(result.rows):
+            self.send(p.PORTAL_SUSPENDED)
+        else:
+            tag = result.tag
+            if tag.startswith("SELECT"):
+                tag = f"SELECT {len(result.rows)}"
+            self.send(p.command_complete(tag))
+
+    def close(self, body: bytes) -> None:
+        reader = p.Reader(body)
+        what, name = reader.byte(), reader.cstr()
+        if what == b"S":
+            self.statements.pop(name, None)
+        else:
+            self.portals.pop(name, None)
+        self.send(p.CLOSE_COMPLETE)
+
+
+# --- starting -------------------------------------------------------------------------------------------
+
+
+def make_ssl_context(certfile: str | None, keyfile: str | None) -> ssl.SSLContext | None:
+    if not certfile:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certfile, keyfile)
+    return context
+
+
+async def serve(catalog_provider, warehouse, host: str, port: int, user: str, password: str, *,
+                ssl_context: ssl.SSLContext | None = None, ready=None) -> None:
+    """Serve until cancelled. `ready(port)` is called once listening (port 0 picks a free one)."""
+    server = PgServer(catalog_provider, warehouse, ServerConfig(user, password, ssl_context))
+    listener = await asyncio.start_server(server.handle, host, port, limit=p.MAX_MESSAGE)
+    bound = listener.sockets[0].getsockname()[1]
+    if ready is not None:
+        ready(bound)
+    async with listener:
+        await listener.serve_forever()
+
+
+@dataclass
+class PgServerHandle:
+    host: str
+    port: int
+    thread: threading.Thread
+    loop: asyncio.AbstractEventLoop
+    _task: asyncio.Future = field(repr=False, default=None)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self._task is not None:
+            self.loop.call_soon_threadsafe(self._task.cancel)
+        self.thread.join(timeout)
+
+
+def start_pg_server(catalog_provider, warehouse, host: str = "127.0.0.1", port: int = 5433,
+                    user: str = "canon", password: str = "canon", *, ssl_context=None) -> PgServerHandle:
+    """Start the PostgreSQL wire server in a background thread (for `canon serve --pg-port`).
+
+    `catalog_provider()` returns the current Catalog (called at most once a second; a changed catalog
+    rebuilds the pg_catalog emulation). Returns once listening; `.stop()` shuts it down."""
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    holder: dict = {}
+
+    def ready(bound):
+        holder["port"] = bound
+        started.set()
+
+    def main():
+        asyncio.set_event_loop(loop)
+        task = loop.create_task(serve(catalog_provider, warehouse, host, port, user, password,
+                                      ssl_context=ssl_context, ready=ready))
+        holder["task"] = task
+        try:
+            loop.run_until_complete(task)
+        except (asyncio.CancelledError, Exception) as error:  # noqa: BLE001 - reported below
+            holder.setdefault("error", error)
+            started.set()
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=main, name="canon-pgwire", daemon=True)
+    thread.start()
+    started.wait(30)
+    if "port" not in holder:
+        raise OSError(f"the PostgreSQL wire server could not listen on {host}:{port}: {holder.get('error')}")
+    return PgServerHandle(host, holder["port"], thread, loop, holder.get("task"))
+
+
+def credentials(config: dict) -> tuple[str, str]:
+    """User and password: $CANON_PG_USER / $CANON_PG_PASSWORD, else canon.yml `pg: {user, password}`,
+    else canon / canon (for local use; the server listens on loopback by default)."""
+    section = config.get("pg") if isinstance(config.get("pg"), dict) else {}
+    user = os.environ.get("CANON_PG_USER") or section.get("user") or "canon"
+    password = os.environ.get("CANON_PG_PASSWORD") or section.get("password") or "canon"
+    return str(user), str(password)

@@ -1,0 +1,260 @@
+"""HTTP API for cross-sell, cart additions, recommendations, upsell and feedback.
+
+    install(app, project, warehouse_url)   # in server.http_api.create_app
+
+`install` adds the router and wraps the app's lifespan: before the app opens the warehouse, the
+feedback journal is loaded into it (see feedback.py); once the app's catalog and query runner are on
+`app.state`, a snapshot persisted from the same catalog and DuckDB file (if any) serves at once, a
+fresh one is built in the background (requests wait up to 30 s for the first), and a thread
+refreshes it every `recommendations.refresh_minutes` of canon.yml (or
+$CANON_RECOMMEND_REFRESH_MINUTES; default 15; 0 = only on `POST /v1/recommendations/refresh`, a
+restart or `canon recommendations refresh` + restart). Requests read `app.state.recommend` and
+answer from the in-memory snapshot; only a non-default `days` window touches the warehouse (once,
+then cached until the next refresh).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, FastAPI, Path as PathParam, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from compiler.errors import CanonError, QueryError, WarehouseError
+
+from . import engine
+from .feedback import FeedbackJournal, load_events, load_into_warehouse, make_event
+from .snapshot import DEFAULT_WINDOW_DAYS, MAX_WINDOW_DAYS, SnapshotStore
+
+log = logging.getLogger("canon.recommend")
+
+DEFAULT_REFRESH_MINUTES = 15.0
+FIRST_SNAPSHOT_WAIT_S = 30.0
+
+router = APIRouter(tags=["recommendations"])
+
+
+@dataclass
+class RecommendState:
+    store: SnapshotStore
+    journal: FeedbackJournal
+    warehouse_url: str
+    postgres: bool
+    writer: object = None  # PostgreSQL: a read-write connection for feedback (queries use read-only ones)
+
+    def feedback_writer(self):
+        if self.writer is None:
+            from ..postgres import PostgresWarehouse
+
+            self.writer = PostgresWarehouse(self.warehouse_url)
+        return self.writer
+
+
+def settings(project: Path) -> dict:
+    from ..project import load_config
+
+    config = load_config(project).get("recommendations") or {}
+    minutes = os.environ.get("CANON_RECOMMEND_REFRESH_MINUTES", config.get("refresh_minutes", DEFAULT_REFRESH_MINUTES))
+    return {"refresh_minutes": float(minutes), "window_days": int(config.get("window_days", DEFAULT_WINDOW_DAYS))}
+
+
+def install(app: FastAPI, project, warehouse_url: str) -> None:
+    """Add the recommendation endpoints to `app` and their start-up / shut-down work to its lifespan."""
+    from ..warehouse import is_postgres_url
+
+    project = Path(project)
+    app.include_router(router)
+    inner = app.router.lifespan_context
+    config = settings(project)
+
+    @asynccontextmanager
+    async def lifespan(app_: FastAPI):
+        journal = FeedbackJournal(project)
+        if journal.path.exists() and (is_postgres_url(warehouse_url) or Path(warehouse_url).is_file()):
+            try:  # before the app opens the warehouse (read-only, for DuckDB)
+                loaded = await asyncio.to_thread(load_into_warehouse, warehouse_url, journal)
+                log.info("recommendation feedback: %d journal event(s) loaded into the warehouse", loaded)
+            except Exception as error:  # noqa: BLE001 — the journal keeps them; next start retries
+                log.warning("recommendation feedback not loaded into the warehouse yet: %s", error)
+        async with inner(app_) as state:
+            store = SnapshotStore(project, lambda: app_.state.catalog_state.catalog, lambda: app_.state.runner,
+                                  days=config["window_days"], freeze_gc=True)
+            app_.state.recommend = RecommendState(store, journal, warehouse_url, is_postgres_url(warehouse_url))
+            # serve at once from a snapshot persisted from this same catalog and DuckDB file, if any;
+            # build a fresh one in the background either way (requests wait for the first one)
+            await asyncio.to_thread(store.publish_persisted_if_current)
+            store.start_refresh()
+            store.start(config["refresh_minutes"] * 60)
+            try:
+                yield state
+            finally:
+                store.stop()
+                if app_.state.recommend.writer is not None:
+                    app_.state.recommend.writer.close()
+                import gc
+
+                gc.unfreeze()  # let interpreter shutdown collect everything normally
+
+    app.router.lifespan_context = lifespan
+
+
+def _state(request: Request) -> RecommendState:
+    state = getattr(request.app.state, "recommend", None)
+    if state is None:
+        raise WarehouseError("the recommendation service is not started", hint="start it with `canon serve`")
+    return state
+
+
+async def _window(request: Request, days: int | None):
+    """(snapshot, window): the default window straight from memory; others built once and cached."""
+    store = _state(request).store
+    snapshot = store.snapshot
+    if snapshot is None:
+        snapshot = await asyncio.to_thread(store.wait, FIRST_SNAPSHOT_WAIT_S)
+        if snapshot is None:
+            raise WarehouseError("the recommendation snapshot is not built yet" + (
+                f" (last attempt: {store.last_error})" if store.last_error else ""),
+                hint="retry shortly; POST /v1/recommendations/refresh builds it now")
+    if days is None or days == snapshot.window.days:
+        return snapshot, snapshot.window
+    try:
+        return await asyncio.to_thread(store.window, days)
+    except CanonError:
+        raise
+    except Exception as error:  # noqa: BLE001
+        raise WarehouseError(f"the recommendation snapshot is unavailable: {type(error).__name__}: {error}",
+                             hint="check the warehouse; POST /v1/recommendations/refresh retries") from None
+
+
+Limit = Annotated[int, Query(ge=1, le=engine.MAX_LIMIT, description="At most this many items")]
+MinSupport = Annotated[float, Query(ge=0, le=1, description="Only rules with at least this cross_sell_support")]
+Days = Annotated[int | None, Query(ge=1, le=MAX_WINDOW_DAYS,
+                                   description="Window: the last N days of data (default 365, counted back from "
+                                               "the last completed order's day)")]
+
+
+@router.get("/v1/cross-sell")
+async def cross_sell(
+    request: Request,
+    product_id: Annotated[str | None, Query(max_length=200, description="Product id or exact product name")] = None,
+    level: Annotated[Literal["product", "category", "brand"], Query()] = "product",
+    value: Annotated[str | None, Query(max_length=200, description="The category or brand (level=category|brand), "
+                                                                   "or a product id or name")] = None,
+    limit: Limit = 10,
+    min_support: MinSupport = 0.0,
+    days: Days = None,
+):
+    """Products (or categories, brands) most often bought with the given one, by cross_sell_score."""
+    field = "product_id" if level == "product" and product_id is not None else "value"
+    item = product_id if field == "product_id" else value
+    if item is None:
+        raise QueryError("product_id: required (or value= with level=category|brand)",
+                         hint="e.g. /v1/cross-sell?product_id=1001 or /v1/cross-sell?level=category&value=Phones")
+    snapshot, window = await _window(request, days)
+    return JSONResponse(engine.cross_sell(snapshot, window, item, level=level, limit=limit, min_support=min_support,
+                                          field=field))
+
+
+class CartBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    product_ids: list[int] = Field(min_length=1, max_length=1000)
+    limit: int = Field(10, ge=1, le=engine.MAX_LIMIT)
+    min_support: float = Field(0.0, ge=0, le=1)
+    days: int | None = Field(None, ge=1, le=MAX_WINDOW_DAYS)
+
+
+@router.post("/v1/cross-sell/cart")
+async def cart(request: Request, body: CartBody):
+    """Best additions to a cart: score(B) = max over cart items A of cross_sell_score(A → B)."""
+    snapshot, window = await _window(request, body.days)
+    return JSONResponse(engine.cart_additions(snapshot, window, body.product_ids, limit=body.limit,
+                                              min_support=body.min_support))
+
+
+@router.get("/v1/recommendations/snapshot")
+async def snapshot_status(request: Request):
+    """What the recommendation endpoints answer from: when it was built, the window, its size."""
+    store = _state(request).store
+    snapshot = store.snapshot
+    return {"snapshot": snapshot.describe() if snapshot else None, "refreshes": store.refreshes,
+            "last_error": store.last_error}
+
+
+@router.post("/v1/recommendations/refresh")
+async def refresh(request: Request):
+    """Rebuild the snapshot from the warehouse now; the old one serves until the new one is ready."""
+    store = _state(request).store
+    try:
+        snapshot = await asyncio.to_thread(store.refresh)
+    except CanonError:
+        raise
+    except Exception as error:  # noqa: BLE001
+        raise WarehouseError(f"refresh failed: {type(error).__name__}: {error}") from None
+    return {"snapshot": snapshot.describe()}
+
+
+class FeedbackBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    customer_id: int
+    product_id: int
+    event: Literal["shown", "clicked", "purchased", "dismissed"]
+    recommendation_id: str | None = Field(None, max_length=200)
+    at: dt.datetime | None = None
+
+
+@router.post("/v1/recommendations/feedback", status_code=201)
+async def feedback(request: Request, body: FeedbackBody):
+    """Record shown / clicked / purchased / dismissed. The event is fsync'd to the journal before the 201."""
+    state = _state(request)
+    snapshot = state.store.snapshot
+    if snapshot is not None:
+        engine.resolve_customer(snapshot, body.customer_id)
+        engine.resolve_product(snapshot, body.product_id)
+    event = make_event(body.customer_id, body.product_id, body.event, body.recommendation_id, body.at)
+    await asyncio.to_thread(state.journal.append, event)  # durable from here on
+    loaded = False
+    if state.postgres:
+        try:
+            writer = state.feedback_writer()
+            await asyncio.to_thread(load_events, writer.execute, "postgres", [event])
+            loaded = True
+        except Exception as error:  # noqa: BLE001 — in the journal; loaded on the next start
+            log.warning("feedback %s journaled, not yet in the warehouse: %s", event["event_id"], error)
+    return JSONResponse({"accepted": True, "event_id": event["event_id"], "in_warehouse": loaded,
+                         "journal": "fsynced"}, status_code=201)
+
+
+@router.get("/v1/recommendations/{customer_id}")
+async def recommendations(
+    request: Request,
+    customer_id: Annotated[int, PathParam(description="The customer's id")],
+    limit: Limit = 10,
+    min_support: MinSupport = 0.0,
+    days: Days = None,
+):
+    """Products the customer has not bought, by the best cross_sell_score from a product they bought."""
+    snapshot, window = await _window(request, days)
+    return JSONResponse(engine.recommend(snapshot, window, customer_id, limit=limit, min_support=min_support))
+
+
+@router.get("/v1/upsell/{customer_id}")
+async def upsell(
+    request: Request,
+    customer_id: Annotated[int, PathParam(description="The customer's id")],
+    limit: Annotated[int, Query(ge=1, le=engine.MAX_LIMIT, description="At most this many products per category")] = 5,
+    days: Days = None,
+):
+    """Per category the customer bought in: higher-tier products, by product_purchase_frequency, with the uplift."""
+    snapshot, window = await _window(request, days)
+    return JSONResponse(engine.upsell(snapshot, window, customer_id, limit=limit))
+
+
+__all__ = ["router", "install", "RecommendState"]

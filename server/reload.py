@@ -1,0 +1,114 @@
+"""Hot reload: watch the definition files and swap in a new catalog when they change.
+
+A background thread polls the fingerprint of `semantic_models/` and `metrics/` (every file's path and
+bytes) about once a second. On a change it builds a new catalog from scratch; when that succeeds the
+`CatalogState` swaps to it in one assignment, so every request sees either the old catalog or the new
+one, never a mix. When the edit does not validate, the previous catalog keeps serving and the errors
+are kept for /v1/status and written to the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from compiler.catalog import Catalog
+from compiler.compile import load_catalog
+from compiler.errors import CanonError, CatalogErrors
+
+from .catalog_cache import fingerprint
+
+log = logging.getLogger("canon.reload")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def error_list(error: Exception) -> list[dict]:
+    if isinstance(error, CatalogErrors):
+        return [e.to_dict() for e in error.errors]
+    if isinstance(error, CanonError):
+        return [error.to_dict()]
+    return [{"code": "internal_error", "message": f"{type(error).__name__}: {error}", "location": None, "hint": None}]
+
+
+@dataclass(frozen=True)
+class CatalogSnapshot:
+    catalog: Catalog
+    fingerprint: str
+    loaded_at: str
+
+
+@dataclass
+class CatalogState:
+    """The catalog being served, and the errors of the last attempt to replace it."""
+
+    project: Path
+    snapshot: CatalogSnapshot
+    errors: list[dict] = field(default_factory=list)
+    failed_fingerprint: str | None = None
+    reloads: int = 0
+
+    @classmethod
+    def load(cls, project: Path) -> "CatalogState":
+        key = fingerprint(project)
+        return cls(project, CatalogSnapshot(load_catalog(project), key, _now()))
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.snapshot.catalog
+
+    def check(self) -> bool:
+        """Reload when the files changed; True when a new catalog was swapped in."""
+        try:
+            key = fingerprint(self.project)
+        except OSError as error:  # a file vanished mid-scan (editor save): try again next tick
+            log.debug("fingerprint failed: %s", error)
+            return False
+        if key == self.snapshot.fingerprint or key == self.failed_fingerprint:
+            return False
+        try:
+            catalog = load_catalog(self.project)
+        except Exception as error:  # noqa: BLE001 — any failure keeps the old catalog serving
+            self.failed_fingerprint = key
+            self.errors = error_list(error)
+            level = logging.WARNING if isinstance(error, CanonError) else logging.ERROR
+            log.log(level, "catalog reload failed; still serving version %s:\n%s",
+                    self.snapshot.catalog.version, str(error), exc_info=not isinstance(error, CanonError))
+            return False
+        self.snapshot = CatalogSnapshot(catalog, key, _now())  # the atomic swap
+        self.errors = []
+        self.failed_fingerprint = None
+        self.reloads += 1
+        log.warning("catalog reloaded: version %s (%d metrics)", catalog.version, len(catalog.metrics))
+        return True
+
+
+class Reloader:
+    """Polls `state.check()` in a daemon thread until `stop()`."""
+
+    def __init__(self, state: CatalogState, interval_s: float = 1.0):
+        self.state = state
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="canon-reload", daemon=True)
+
+    def start(self) -> "Reloader":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.state.check()
+            except Exception:  # noqa: BLE001 — the watcher must survive anything
+                log.exception("catalog watcher failed")

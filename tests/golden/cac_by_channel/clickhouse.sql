@@ -1,0 +1,70 @@
+WITH q_0 AS (
+  SELECT
+    "campaign".channel AS "campaign__channel",
+    SUM("ad_spend".spend) AS "ad_spend"
+  FROM (
+    SELECT
+      *
+    FROM (
+      SELECT
+        *,
+        ROW_NUMBER() OVER (PARTITION BY campaign_id, spend_date, country_code ORDER BY _etl_loaded_at DESC) AS _canon_rank
+      FROM ad_spend
+    ) AS _canon_ranked
+    WHERE
+      _canon_rank = 1
+  ) AS "ad_spend"
+  LEFT JOIN campaigns AS "campaign"
+    ON "ad_spend".campaign_id = "campaign".campaign_id
+  GROUP BY
+    "campaign".channel
+), q_1 AS (
+  SELECT
+    "campaign".channel AS "campaign__channel",
+    COUNT("acquisition".customer_id) AS "new_customers"
+  FROM (
+    SELECT
+      c.customer_id,
+      c.first_campaign_id,
+      MIN(o.ordered_at) AS first_order_at
+    FROM customers AS c
+    JOIN orders AS o
+      ON o.customer_id = c.customer_id
+    WHERE
+      o.status = 'completed'
+    GROUP BY
+      c.customer_id,
+      c.first_campaign_id
+  ) AS "acquisition"
+  LEFT JOIN campaigns AS "campaign"
+    ON "acquisition".first_campaign_id = "campaign".campaign_id
+  GROUP BY
+    "campaign".channel
+), _canon_groups AS (
+  SELECT
+    "campaign__channel",
+    MAX("ad_spend") AS "ad_spend",
+    MAX("new_customers") AS "new_customers"
+  FROM (
+    SELECT
+      "campaign__channel",
+      "ad_spend",
+      NULL AS "new_customers"
+    FROM q_0
+    UNION ALL
+    SELECT
+      "campaign__channel",
+      NULL AS "ad_spend",
+      "new_customers"
+    FROM q_1
+  ) AS "_canon_stacked"
+  GROUP BY
+    "campaign__channel"
+)
+SELECT
+  "_canon_groups"."campaign__channel" AS "campaign__channel",
+  CAST("_canon_groups"."ad_spend" AS Nullable(Float64)) / nullIf("_canon_groups"."new_customers", 0) AS "cac"
+FROM _canon_groups
+ORDER BY
+  "campaign__channel" ASC
+SETTINGS join_use_nulls = 1

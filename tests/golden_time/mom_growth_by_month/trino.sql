@@ -1,0 +1,58 @@
+WITH q_0 AS (
+  SELECT
+    CAST(DATE_TRUNC('MONTH', "order".ordered_at) AS DATE) AS "metric_time__month",
+    SUM("order_item".quantity * "order_item".unit_price - "order_item".discount_amount) AS "revenue"
+  FROM order_items AS "order_item"
+  LEFT JOIN orders AS "order"
+    ON "order_item".order_id = "order".order_id
+  WHERE
+    "order".status = 'completed'
+    AND "order".ordered_at >= CAST('2024-02-01 00:00:00' AS TIMESTAMP)
+    AND "order".ordered_at < CAST('2025-01-01 00:00:00' AS TIMESTAMP)
+  GROUP BY
+    CAST(DATE_TRUNC('MONTH', "order".ordered_at) AS DATE)
+), q_1 AS (
+  SELECT
+    CAST(DATE_TRUNC('MONTH', "order".ordered_at) AS DATE) AS "metric_time__month",
+    SUM("order_item".quantity * "order_item".unit_price - "order_item".discount_amount) AS "revenue_1"
+  FROM order_items AS "order_item"
+  LEFT JOIN orders AS "order"
+    ON "order_item".order_id = "order".order_id
+  WHERE
+    "order".status = 'completed'
+    AND "order".ordered_at >= CAST('2024-01-01 00:00:00' AS TIMESTAMP)
+    AND "order".ordered_at < CAST('2025-01-01 00:00:00' AS TIMESTAMP)
+  GROUP BY
+    CAST(DATE_TRUNC('MONTH', "order".ordered_at) AS DATE)
+), _canon_groups AS (
+  SELECT DISTINCT
+    "metric_time__month"
+  FROM q_0
+  UNION
+  SELECT DISTINCT
+    "s"."_canon_p" AS "metric_time__month"
+  FROM (
+    SELECT DISTINCT
+      CAST(DATE_TRUNC('MONTH', _canon_spine.date_day) AS DATE) AS "_canon_p"
+    FROM time_spine AS "_canon_spine"
+  ) AS "s"
+  INNER JOIN q_1 AS "n"
+    ON "n"."metric_time__month" = CAST(DATE_TRUNC('MONTH', DATE_ADD('MONTH', 1 * -1, "s"."_canon_p")) AS DATE)
+)
+SELECT
+  "_canon_groups"."metric_time__month" AS "metric_time__month",
+  CAST((
+    "q_0"."revenue"
+  ) AS DOUBLE) / NULLIF((
+    "q_1"."revenue_1"
+  ), 0) - 1 AS "revenue_mom_growth"
+FROM _canon_groups
+LEFT JOIN q_0
+  ON "_canon_groups"."metric_time__month" IS NOT DISTINCT FROM "q_0"."metric_time__month"
+LEFT JOIN q_1
+  ON "q_1"."metric_time__month" = CAST(DATE_TRUNC('MONTH', DATE_ADD('MONTH', 1 * -1, "_canon_groups"."metric_time__month")) AS DATE)
+WHERE
+  "_canon_groups"."metric_time__month" >= CAST('2024-02-01' AS DATE)
+  AND "_canon_groups"."metric_time__month" < CAST('2025-01-01 00:00:00' AS TIMESTAMP)
+ORDER BY
+  "metric_time__month" ASC
