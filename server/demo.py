@@ -16,7 +16,6 @@ All times are naive UTC and handled internally as int64 seconds since START.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,6 +25,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 from sqlglot import exp
+
+from .demo_schema import TABLES, TIME_SPINE_DAYS, count_sql, create_sql  # noqa: F401 (TABLES: public)
 
 DEFAULT_SCALE_ORDERS = 20_000  # orders at scale 1.0
 CUSTOMERS_PER_ORDER = 0.5  # ~10k customers at scale 1 (some never order)
@@ -38,75 +39,6 @@ N_DAYS = 731  # 2024-01-01 .. 2025-12-31 inclusive (2024 is a leap year)
 DAY = 86_400
 HOUR = 3_600
 END_SEC = N_DAYS * DAY
-
-TABLES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
-    ("customers", (
-        ("customer_id", "BIGINT PRIMARY KEY"),
-        ("signup_at", "TIMESTAMP NOT NULL"),
-        ("country_code", "VARCHAR NOT NULL"),
-        ("segment", "VARCHAR NOT NULL"),
-        ("acquisition_channel", "VARCHAR NOT NULL"),
-        ("first_campaign_id", "BIGINT"),
-    )),
-    ("products", (
-        ("product_id", "BIGINT PRIMARY KEY"),
-        ("product_name", "VARCHAR NOT NULL UNIQUE"),
-        ("category", "VARCHAR NOT NULL"),
-        ("subcategory", "VARCHAR NOT NULL"),
-        ("brand", "VARCHAR NOT NULL"),
-        ("tier", "VARCHAR NOT NULL"),
-        ("list_price", "DECIMAL(12,2) NOT NULL"),
-        ("unit_cost", "DECIMAL(12,2) NOT NULL"),
-    )),
-    ("orders", (
-        ("order_id", "BIGINT PRIMARY KEY"),
-        ("customer_id", "BIGINT NOT NULL"),
-        ("ordered_at", "TIMESTAMP NOT NULL"),
-        ("status", "VARCHAR NOT NULL"),
-        ("sales_channel", "VARCHAR NOT NULL"),
-        ("campaign_id", "BIGINT"),
-        ("shipping_amount", "DECIMAL(12,2) NOT NULL"),
-    )),
-    ("order_items", (
-        ("order_item_id", "BIGINT PRIMARY KEY"),
-        ("order_id", "BIGINT NOT NULL"),
-        ("product_id", "BIGINT NOT NULL"),
-        ("quantity", "INTEGER NOT NULL"),
-        ("unit_price", "DECIMAL(12,2) NOT NULL"),
-        ("discount_amount", "DECIMAL(12,2) NOT NULL"),
-    )),
-    ("campaigns", (
-        ("campaign_id", "BIGINT PRIMARY KEY"),
-        ("campaign_name", "VARCHAR NOT NULL"),
-        ("channel", "VARCHAR NOT NULL"),
-        ("funnel", "VARCHAR NOT NULL"),
-        ("country_code", "VARCHAR NOT NULL"),
-        ("started_on", "DATE NOT NULL"),
-    )),
-    ("ad_spend", (
-        ("campaign_id", "BIGINT NOT NULL"),
-        ("spend_date", "DATE NOT NULL"),
-        ("country_code", "VARCHAR NOT NULL"),
-        ("spend", "DECIMAL(12,2) NOT NULL"),
-        ("impressions", "BIGINT NOT NULL"),
-        ("clicks", "BIGINT NOT NULL"),
-        ("_etl_loaded_at", "TIMESTAMP NOT NULL"),
-    )),
-    ("leads", (
-        ("lead_id", "BIGINT PRIMARY KEY"),
-        ("campaign_id", "BIGINT NOT NULL"),
-        ("created_at", "TIMESTAMP NOT NULL"),
-        ("country_code", "VARCHAR NOT NULL"),
-        ("source", "VARCHAR NOT NULL"),
-        ("meeting_at", "TIMESTAMP"),
-        ("converted_customer_id", "BIGINT"),
-    )),
-    # one row per day: the calendar that rolling windows and gap filling are built on
-    ("time_spine", (
-        ("date_day", "DATE PRIMARY KEY"),
-    )),
-)
-TIME_SPINE_DAYS = (datetime.date(2023, 1, 1), datetime.date(2027, 12, 31))
 
 COUNTRIES = ("US", "GB", "DE", "FR", "NL", "ES", "SE", "CA", "AU", "JP")
 COUNTRY_WEIGHTS = (0.34, 0.12, 0.12, 0.08, 0.05, 0.05, 0.04, 0.08, 0.07, 0.05)
@@ -244,7 +176,7 @@ def build_demo(
 
             con.execute(create_table_sql("duckdb"))
             con.execute("CHECKPOINT")
-            counts = {t: con.execute(_count_sql(t)).fetchone()[0] for t, _ in TABLES}
+            counts = {t: con.execute(count_sql(t)).fetchone()[0] for t, _ in TABLES}
         _remove(Path(f"{path}.wal"))  # a stale WAL of the old file must not replay onto the new one
         os.replace(tmp, path)
     finally:
@@ -877,32 +809,7 @@ def _dict(codes: np.ndarray, labels: tuple[str, ...]) -> pa.Array:
 
 def _create_tables(con: duckdb.DuckDBPyConnection) -> None:
     for table, columns in TABLES:
-        con.execute(_create_sql(table, columns))
-
-
-_CONSTRAINTS = {
-    "PRIMARY KEY": exp.PrimaryKeyColumnConstraint,
-    "NOT NULL": exp.NotNullColumnConstraint,
-    "UNIQUE": exp.UniqueColumnConstraint,
-}
-
-
-def _create_sql(table: str, columns) -> str:
-    """CREATE TABLE as a sqlglot tree: each declaration is a type followed by constraints."""
-    defs = []
-    for name, declaration in columns:
-        kind, constraints = declaration, []
-        for keyword, node in _CONSTRAINTS.items():
-            if keyword in kind:
-                kind = kind.replace(keyword, "")
-                constraints.append(exp.ColumnConstraint(kind=node()))
-        defs.append(exp.ColumnDef(this=exp.to_identifier(name), kind=exp.DataType.build(kind.strip(), dialect="duckdb"),
-                                  constraints=constraints))
-    return exp.Create(this=exp.Schema(this=exp.to_table(table), expressions=defs), kind="TABLE").sql("duckdb")
-
-
-def _count_sql(table: str) -> str:
-    return exp.select(exp.Count(this=exp.Star())).from_(exp.to_table(table)).sql("duckdb")
+        con.execute(create_sql(table, columns))
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, pa.Array]) -> None:

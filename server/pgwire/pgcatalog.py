@@ -189,7 +189,7 @@ _INFO_TABLES: dict[str, str] = {
 }
 
 # PostgreSQL functions clients call in catalog queries, as DuckDB macros over the tables above
-_MACROS = [
+_MACRO_BODIES = [
     "pg_table_is_visible(x) AS true", "pg_type_is_visible(x) AS true", "pg_function_is_visible(x) AS true",
     "pg_get_userbyid(x) AS 'canon'",
     "format_type(x, m) AS (SELECT coalesce(max(f.name), 'unknown') FROM canon_pg.format_names f WHERE f.oid = x)",
@@ -224,6 +224,25 @@ _MACROS = [
 ]
 
 
+_MACROS = ["CREATE OR REPLACE MACRO " + body for body in _MACRO_BODIES]  # constant statements
+
+
+def _create_table(schema: str, name: str, columns: str) -> str:
+    """CREATE TABLE from a constant 'name TYPE, ...' list, built as a sqlglot tree."""
+    defs = []
+    for column in columns.split(","):
+        column_name, kind = column.split(None, 1)
+        defs.append(exp.ColumnDef(this=exp.to_identifier(column_name), kind=exp.DataType.build(kind, dialect="duckdb")))
+    return exp.Create(this=exp.Schema(this=exp.table_(name, db=schema), expressions=defs), kind="TABLE").sql("duckdb")
+
+
+def _insert_statement(schema: str, table: str, names: list[str]) -> str:
+    """INSERT INTO schema.table (names) VALUES (?, ...): values travel as parameters."""
+    target = exp.Schema(this=exp.table_(table, db=schema), expressions=[exp.to_identifier(n) for n in names])
+    values = exp.Values(expressions=[exp.Tuple(expressions=[exp.Placeholder() for _ in names])])
+    return exp.Insert(this=target, expression=values).sql("duckdb")
+
+
 class PgCatalog:
     """The metadata DuckDB for one version of the catalog."""
 
@@ -241,22 +260,21 @@ class PgCatalog:
         db.execute("CREATE SCHEMA canon_pg")
         db.execute("CREATE SCHEMA canon_is")
         for name, columns in _TABLES.items():
-            db.execute(f"CREATE TABLE canon_pg.{name} ({columns})")
+            db.execute(_create_table("canon_pg", name, columns))
         for name, columns in _INFO_TABLES.items():
-            db.execute(f"CREATE TABLE canon_is.{name} ({columns})")
+            db.execute(_create_table("canon_is", name, columns))
         db.execute("CREATE TABLE canon_pg.format_names (oid BIGINT, name VARCHAR)")
         db.executemany("INSERT INTO canon_pg.format_names VALUES (?, ?)",
                        [(oid, t.FORMAT_NAMES.get(oid, name)) for name, oid, *_ in t.BUILTIN_TYPES])
         for macro in _MACROS:
-            db.execute(f"CREATE OR REPLACE MACRO {macro}")
+            db.execute(macro)
 
         def insert(table: str, rows: list[dict]):
             if not rows:
                 return
             names = list(rows[0])
             schema, _, bare = table.rpartition(".")
-            db.executemany(f"INSERT INTO {schema or 'canon_pg'}.{bare} ({', '.join(names)}) "
-                           f"VALUES ({', '.join('?' for _ in names)})", [[r[n] for n in names] for r in rows])
+            db.executemany(_insert_statement(schema or "canon_pg", bare, names), [[r[n] for n in names] for r in rows])
 
         insert("pg_namespace", [
             {"oid": PG_CATALOG_OID, "nspname": "pg_catalog", "nspowner": OWNER_OID},
