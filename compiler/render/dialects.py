@@ -26,8 +26,6 @@ from sqlglot import exp
 
 from ..errors import UnsupportedError
 
-_WEEKDAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
-
 
 def adapt(tree: exp.Expression, dialect: str) -> exp.Expression:
     if dialect == "clickhouse":
