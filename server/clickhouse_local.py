@@ -16,7 +16,7 @@ from sqlglot import exp
 
 from compiler.errors import WarehouseError
 
-from .parquet_export import parquet_tables
+from .parquet_export import tables_at_url
 
 URL_PREFIX = "chdb:"
 
@@ -44,16 +44,7 @@ class ChdbWarehouse:
     dialect = "clickhouse"
 
     def __init__(self, url: str):
-        if not is_chdb_url(url):
-            raise WarehouseError(f"not a chDB URL: {url}", hint=f"use {URL_PREFIX}<folder of parquet files>")
-        folder = Path(url[len(URL_PREFIX):])
-        if not folder.is_dir():
-            raise WarehouseError(f"chDB warehouse folder {folder} does not exist",
-                                 hint=f"use {URL_PREFIX}<folder of parquet files>, one <table>.parquet per table")
-        tables = parquet_tables(folder)
-        if not tables:
-            raise WarehouseError(f"no <table>.parquet files in {folder}",
-                                 hint="export a DuckDB warehouse with server.parquet_export.export_parquet")
+        tables = tables_at_url(url, URL_PREFIX, "chDB")
         try:
             import chdb
         except ImportError:

@@ -197,7 +197,9 @@ def as_tuple(value) -> tuple[str, ...]:
 
 
 def build_request(catalog, body: hm.QueryBody) -> QueryRequest:
-    from .cube_api import filter_condition, SOURCE_DIALECT
+    from compiler.sqlexpr import SOURCE_DIALECT
+
+    from .structured_filters import filter_condition
 
     where = list(as_tuple(body.where))
     for i, f in enumerate(body.filters):

@@ -35,3 +35,20 @@ def parquet_tables(folder: str | os.PathLike) -> dict[str, Path]:
     folder = Path(folder)
     return {p.name[: -len(PARQUET_SUFFIX)]: p for p in sorted(folder.iterdir())
             if p.is_file() and p.name.endswith(PARQUET_SUFFIX)}
+
+
+def tables_at_url(url: str, prefix: str, engine: str) -> dict[str, Path]:
+    """The parquet tables behind a `<prefix><folder>` warehouse URL; clear errors when there are none."""
+    from compiler.errors import WarehouseError
+
+    if not url.startswith(prefix):
+        raise WarehouseError(f"not a {engine} URL: {url}", hint=f"use {prefix}<folder of parquet files>")
+    folder = Path(url[len(prefix):])
+    if not folder.is_dir():
+        raise WarehouseError(f"{engine} warehouse folder {folder} does not exist",
+                             hint=f"use {prefix}<folder of parquet files>, one <table>.parquet per table")
+    tables = parquet_tables(folder)
+    if not tables:
+        raise WarehouseError(f"no <table>.parquet files in {folder}",
+                             hint="export a DuckDB warehouse with server.parquet_export.export_parquet")
+    return tables

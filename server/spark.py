@@ -11,11 +11,10 @@ Needs `pyspark` (pip install 'canon-semantic[test]') and a Java runtime (17 or n
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from compiler.errors import WarehouseError
 
-from .parquet_export import parquet_tables
+from .parquet_export import tables_at_url
 
 URL_PREFIX = "spark-local:"
 
@@ -43,16 +42,7 @@ class SparkWarehouse:
     dialect = "spark"
 
     def __init__(self, url: str, *, master: str = "local[2]", conf: dict[str, str] | None = None):
-        if not is_spark_url(url):
-            raise WarehouseError(f"not a Spark URL: {url}", hint=f"use {URL_PREFIX}<folder of parquet files>")
-        folder = Path(url[len(URL_PREFIX):])
-        if not folder.is_dir():
-            raise WarehouseError(f"Spark warehouse folder {folder} does not exist",
-                                 hint=f"use {URL_PREFIX}<folder of parquet files>, one <table>.parquet per table")
-        tables = parquet_tables(folder)
-        if not tables:
-            raise WarehouseError(f"no <table>.parquet files in {folder}",
-                                 hint="export a DuckDB warehouse with server.parquet_export.export_parquet")
+        tables = tables_at_url(url, URL_PREFIX, "Spark")
         try:
             from py4j.protocol import Py4JError
             from pyspark.errors import PySparkException

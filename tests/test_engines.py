@@ -74,11 +74,7 @@ REQUESTS = {
                                 order=["-units_sold"], limit=2),
 }
 
-ENGINES = ("spark", "clickhouse")
-
-# (engine, request) pairs that cannot give DuckDB's numbers, each with the reason; strict, so a pair
-# that starts passing fails until its mark is removed
-XFAIL: dict[tuple[str, str], str] = {}
+ENGINES = ("spark", "clickhouse")  # every request must give DuckDB's numbers on each
 
 
 # ---------------------------------------------------------------------------------------- fixtures
@@ -141,10 +137,7 @@ def duck_results(engine_catalog, duck):
 def _cases():
     for engine in ENGINES:
         for name in REQUESTS:
-            marks = []
-            if (engine, name) in XFAIL:
-                marks.append(pytest.mark.xfail(strict=True, reason=XFAIL[(engine, name)]))
-            yield pytest.param(engine, name, id=f"{engine}-{name}", marks=marks)
+            yield pytest.param(engine, name, id=f"{engine}-{name}")
 
 
 @pytest.mark.parametrize(("engine", "name"), list(_cases()))
