@@ -17,8 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from compiler.compile import compile_request, load_catalog  # noqa: E402
-from compiler.request import QueryRequest  # noqa: E402
+from canon.compiler.compile import compile_request, load_catalog  # noqa: E402
+from canon.compiler.request import QueryRequest  # noqa: E402
 
 CASES = {
     "simple_metric_by_month": QueryRequest(metrics=("revenue",), dimensions=("metric_time.month",)),

@@ -46,7 +46,7 @@ def free_port() -> int:
 
 
 def make_project(folder: Path, scale: float) -> Path:
-    from server.demo import build_demo
+    from canon.server.demo import build_demo
 
     for name in ("semantic_models", "metrics"):
         shutil.copytree(ROOT / name, folder / name)
@@ -100,7 +100,7 @@ def main() -> int:
         print(f"demo warehouse (scale {args.scale:g}) built in {time.perf_counter() - started:.1f} s")
     port = free_port()
     env = {**os.environ, "CANON_RECOMMEND_REFRESH_MINUTES": "0"}
-    server = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--project", str(project),
+    server = subprocess.Popen([sys.executable, "-m", "canon.server.cli", "serve", "--project", str(project),
                                "--port", str(port), "--reload-interval", "0", "--log-level", "warning"],
                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     deadline = time.monotonic() + RUN_DEADLINE_S
@@ -125,8 +125,8 @@ def main() -> int:
         print(f"server ready in {time.monotonic() - started:.1f} s; snapshot built in {snap['build_ms']:.0f} ms: "
               f"{snap['rules']:,} rules, {snap['products']} products, {snap['customers']:,} customers")
 
-        from server.recommend import engine
-        from server.recommend.cli_support import open_store
+        from canon.server.recommend import engine
+        from canon.server.recommend.cli_support import open_store
 
         with open_store(project, None) as store:
             snapshot = store.current()

@@ -72,7 +72,7 @@ def main() -> None:
         tmp = Path(tmp)
         warehouse = Path(args.warehouse) if args.warehouse else None
         if warehouse is None:
-            from server.demo import build_demo
+            from canon.server.demo import build_demo
 
             warehouse = tmp / "demo.duckdb"
             build_demo(warehouse, scale=args.scale)

@@ -43,6 +43,7 @@ class CanonError(Exception):
 
     code = "canon_error"
     http_status = 400
+    sqlstate = "XX000"  # what the PostgreSQL wire protocol answers (server/pgwire/errors.py)
 
     def __init__(self, message: str, *, location: Location | None = None, hint: str | None = None):
         super().__init__(message)
@@ -66,6 +67,7 @@ class ConfigError(CanonError):
     """A definition file is malformed or inconsistent."""
 
     code = "config_error"
+    sqlstate = "F0000"
 
 
 class CatalogErrors(ConfigError):
@@ -90,12 +92,14 @@ class UnknownNameError(CanonError):
 
     code = "unknown_name"
     http_status = 404
+    sqlstate = "42703"
 
 
 class QueryError(CanonError):
     """A request that cannot be answered as asked."""
 
     code = "invalid_query"
+    sqlstate = "0A000"
 
 
 class FilterError(QueryError):
@@ -108,6 +112,7 @@ class UnsupportedError(CanonError):
     """A feature the chosen dialect or warehouse cannot express."""
 
     code = "unsupported"
+    sqlstate = "0A000"
 
 
 class WarehouseError(CanonError):
@@ -115,6 +120,38 @@ class WarehouseError(CanonError):
 
     code = "warehouse_error"
     http_status = 503
+    sqlstate = "22000"
+
+
+class WarehouseUnavailableError(WarehouseError):
+    """The warehouse cannot be opened or reached."""
+
+    code = "warehouse_unavailable"
+    sqlstate = "08006"
+
+
+class QueryTimeoutError(WarehouseError):
+    """The query ran past its time cap and was stopped inside the engine."""
+
+    code = "query_timeout"
+    http_status = 504
+    sqlstate = "57014"
+
+
+class QueryCancelledError(WarehouseError):
+    """The query was cancelled (a cancel request, or the client went away) and stopped in the engine."""
+
+    code = "query_cancelled"
+    http_status = 499  # the client closed the request; rarely seen by anyone
+    sqlstate = "57014"
+
+
+class ResultTooLargeError(QueryError):
+    """The result has more rows than the row cap allows."""
+
+    code = "result_too_large"
+    http_status = 400
+    sqlstate = "54000"
 
 
 def _error_sort_key(error: CanonError):

@@ -14,12 +14,12 @@ import pickle
 import tempfile
 from pathlib import Path
 
-from compiler.catalog import Catalog
-from compiler.compile import load_catalog
-from compiler.load import find_definition_files
+from canon.compiler.catalog import Catalog
+from canon.compiler.compile import load_catalog
+from canon.compiler.load import find_definition_files
 
 CACHE_FILE = Path(".canon") / "catalog.pickle"
-FORMAT = 1
+FORMAT = 2  # 2: modules live under canon.
 
 
 def fingerprint(project: Path) -> str:

@@ -24,7 +24,7 @@ class CanonGroup(click.Group):
     """Turns Canon errors into messages and exit codes."""
 
     def invoke(self, ctx):
-        from compiler.errors import CanonError
+        from canon.compiler.errors import CanonError
 
         try:
             return super().invoke(ctx)
@@ -78,21 +78,21 @@ def _query_options(f):
 
 def _request(metrics, dimensions, where, order, limit, start, end, time_range=None, having=(), timezone=None,
              today=None):
-    from compiler.request import QueryRequest
+    from canon.compiler.request import QueryRequest
 
     return QueryRequest(metrics=metrics, dimensions=dimensions, where=where, order=order, limit=limit,
                         start=start, end=end, time_range=time_range, having=having, timezone=timezone, today=today)
 
 
 def _catalog(project, *, cached: bool = True):
-    from server.project import find_project
+    from canon.server.project import find_project
 
     root = find_project(project)
     if not cached:
-        from compiler.compile import load_catalog
+        from canon.compiler.compile import load_catalog
 
         return root, load_catalog(root)
-    from server.catalog_cache import load_catalog_cached
+    from canon.server.catalog_cache import load_catalog_cached
 
     return root, load_catalog_cached(root)
 
@@ -104,13 +104,13 @@ def _catalog(project, *, cached: bool = True):
 def query(project, metrics, dimensions, where, order, limit, start, end, time_range, having, timezone, today,
           warehouse, fmt):
     """Compute metrics by dimensions on the warehouse."""
-    from server.project import warehouse_url
-    from server.service import run_query
-    from server.warehouse import open_warehouse
+    from canon.server.project import warehouse_url
+    from canon.server.service import run_query
+    from canon.server.warehouse import open_warehouse
 
     root, catalog = _catalog(project)
     request = _request(metrics, dimensions, where, order, limit, start, end, time_range, having, timezone, today)
-    from compiler.compile import compile_request
+    from canon.compiler.compile import compile_request
 
     compile_request(catalog, request)  # reject bad requests before touching the warehouse
     store = open_warehouse(warehouse_url(root, warehouse))
@@ -127,14 +127,14 @@ def _freshness(catalog, store):
     """The freshness of monitored sources, when the catalog declares any (one small query each)."""
     if not any(m.definition.freshness for m in catalog.models.values()):
         return None
-    from server.governance.freshness import freshness_report
-    from server.service import freshness_now
+    from canon.server.governance.freshness import freshness_report
+    from canon.server.service import freshness_now
 
     return freshness_report(catalog, store, now=freshness_now(catalog))
 
 
 def _print_result(result, fmt):
-    from server import results
+    from canon.server import results
 
     if fmt == "json":
         click.echo(results.to_json(result))
@@ -162,7 +162,7 @@ def _print_result(result, fmt):
 def compile_command(project, metrics, dimensions, where, order, limit, start, end, time_range, having, timezone,
                     today, dialect):
     """Print the SQL a request compiles to."""
-    from compiler.compile import compile_request
+    from canon.compiler.compile import compile_request
 
     _, catalog = _catalog(project)
     compiled = compile_request(catalog, _request(metrics, dimensions, where, order, limit, start, end, time_range,
@@ -194,8 +194,8 @@ def demo(project, path, scale, seed, target):
     """Build the deterministic demo warehouse (DuckDB, or PostgreSQL with --target)."""
     from pathlib import Path
 
-    from server.demo import build_demo
-    from server.project import demo_path, find_project
+    from canon.server.demo import build_demo
+    from canon.server.project import demo_path, find_project
 
     if target is not None:
         _demo_to_postgres(target, path, scale, seed)
@@ -218,11 +218,11 @@ def _demo_to_postgres(url, path, scale, seed):
     import time
     from pathlib import Path
 
-    from compiler.errors import ConfigError
-    from server.demo import build_demo
-    from server.pg_load import load_demo_into_postgres
-    from server.postgres import redact
-    from server.warehouse import is_postgres_url
+    from canon.compiler.errors import ConfigError
+    from canon.server.demo import build_demo
+    from canon.server.pg_load import load_demo_into_postgres
+    from canon.server.postgres import redact
+    from canon.server.warehouse import is_postgres_url
 
     if not is_postgres_url(url):
         raise ConfigError(f"--target must be a postgresql:// URL, got {url!r}",
@@ -282,7 +282,7 @@ def serve(project, host, port, warehouse, query_timeout, max_rows, reload_interv
 
     import uvicorn
 
-    from server.http_api import create_app
+    from canon.server.http_api import create_app
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(project, warehouse, query_timeout_s=query_timeout, max_rows=max_rows,
@@ -295,10 +295,10 @@ def serve(project, host, port, warehouse, query_timeout, max_rows, reload_interv
 
 def _check_governance(root, catalog) -> None:
     """Project rules (canon.yml `rules:`) and data test declarations; errors fail `canon validate`."""
-    from compiler.errors import CatalogErrors, ConfigError
-    from compiler.rules import check_rules, rules_from_config
-    from server.governance.datatests import check_tests
-    from server.project import load_config
+    from canon.compiler.errors import CatalogErrors, ConfigError
+    from canon.compiler.rules import check_rules, rules_from_config
+    from canon.server.governance.datatests import check_tests
+    from canon.server.project import load_config
 
     errors = list(check_tests(catalog))
     for problem in check_rules(catalog, rules_from_config(load_config(root))):
@@ -311,9 +311,9 @@ def _check_governance(root, catalog) -> None:
 
 
 def _open_optional_warehouse(root, warehouse):
-    from compiler.errors import WarehouseError
-    from server.project import warehouse_url
-    from server.warehouse import open_warehouse
+    from canon.compiler.errors import WarehouseError
+    from canon.server.project import warehouse_url
+    from canon.server.warehouse import open_warehouse
 
     try:
         return open_warehouse(warehouse_url(root, warehouse))
@@ -333,7 +333,7 @@ def lineage(name, project, direction, fmt):
     """Lineage of a metric, measure, dimension, model, table or table.column (e.g. cac, orders.status)."""
     import json
 
-    from compiler import lineage as ln
+    from canon.compiler import lineage as ln
 
     _, catalog = _catalog(project)
     graph = ln.build_lineage(catalog)
@@ -361,8 +361,8 @@ def lineage(name, project, direction, fmt):
 @click.option("--by", "sample_by", multiple=True, help="Dimension for the sample queries (default metric_time.year).")
 def diff_command(project, base_ref, fmt, warehouse, no_numbers, sample_by):
     """Classify every catalog change since a git ref: breaking, value-changing, metadata-only. Exit 1 if breaking."""
-    from server.governance.diff import diff_project, render
-    from server.project import find_project
+    from canon.server.governance.diff import diff_project, render
+    from canon.server.project import find_project
 
     root = find_project(project)
     store = None if no_numbers else _open_optional_warehouse(root, warehouse)
@@ -383,7 +383,7 @@ def docs_command(project, out):
     """Write a static HTML catalog: every metric with its definition, lineage, owner and tier."""
     from pathlib import Path
 
-    from server.governance.docs import build_site
+    from canon.server.governance.docs import build_site
 
     root, catalog = _catalog(project)
     target = Path(out) if out else root / ".canon" / "site"
@@ -402,9 +402,9 @@ def test_command(project, model, warehouse, fmt, sample_size):
     """Run the data tests declared on the semantic models; exit 1 if an error-severity test fails."""
     import json
 
-    from server.governance.datatests import run_data_tests
-    from server.project import warehouse_url
-    from server.warehouse import open_warehouse
+    from canon.server.governance.datatests import run_data_tests
+    from canon.server.project import warehouse_url
+    from canon.server.warehouse import open_warehouse
 
     root, catalog = _catalog(project)
     store = open_warehouse(warehouse_url(root, warehouse))
@@ -439,10 +439,10 @@ def freshness_command(project, warehouse, now, fmt):
     import datetime as dt
     import json
 
-    from compiler.errors import QueryError
-    from server.governance.freshness import format_age, freshness_report
-    from server.project import warehouse_url
-    from server.warehouse import open_warehouse
+    from canon.compiler.errors import QueryError
+    from canon.server.governance.freshness import format_age, freshness_report
+    from canon.server.project import warehouse_url
+    from canon.server.warehouse import open_warehouse
 
     if now is not None:
         try:
@@ -483,10 +483,10 @@ def pg_command(project, host, port, warehouse, tls_cert, tls_key):
     else canon / canon (SCRAM-SHA-256). Any database name is accepted."""
     import asyncio
 
-    from server.catalog_cache import load_catalog_cached
-    from server.pgwire.server import credentials, make_ssl_context, serve
-    from server.project import load_config, warehouse_url
-    from server.warehouse import open_warehouse
+    from canon.server.catalog_cache import load_catalog_cached
+    from canon.server.pgwire.server import credentials, make_ssl_context, serve
+    from canon.server.project import load_config, warehouse_url
+    from canon.server.warehouse import open_warehouse
 
     root, _ = _catalog(project)  # fail fast on an invalid catalog
     user, password = credentials(load_config(root))
@@ -526,8 +526,8 @@ _WAREHOUSE_HELP = "DuckDB file or postgresql:// URL (default: $CANON_WAREHOUSE, 
 @click.option("--format", "-f", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True)
 def cross_sell_command(project, product, category, brand, limit, min_support, days, warehouse, fmt):
     """Products (or categories, brands) most often bought with one, ranked by cross_sell_score."""
-    from compiler.errors import QueryError
-    from server.recommend import cli_support, engine
+    from canon.compiler.errors import QueryError
+    from canon.server.recommend import cli_support, engine
 
     given = [(lvl, v) for lvl, v in (("product", product), ("category", category), ("brand", brand)) if v is not None]
     if len(given) != 1:
@@ -559,7 +559,7 @@ def cross_sell_command(project, product, category, brand, limit, min_support, da
 @click.option("--format", "-f", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True)
 def recommend_command(project, customer, limit, min_support, days, warehouse, fmt):
     """Personalized recommendations: products the customer has not bought, each with the rule behind it."""
-    from server.recommend import cli_support, engine
+    from canon.server.recommend import cli_support, engine
 
     with cli_support.open_store(project, warehouse) as store:
         snapshot, window = store.window(days)
@@ -583,7 +583,7 @@ def recommend_command(project, customer, limit, min_support, days, warehouse, fm
 @click.option("--format", "-f", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True)
 def upsell_command(project, customer, limit, days, warehouse, fmt):
     """Higher-tier products per category the customer bought in, with the expected uplift."""
-    from server.recommend import cli_support, engine
+    from canon.server.recommend import cli_support, engine
 
     with cli_support.open_store(project, warehouse) as store:
         snapshot, window = store.window(days)
@@ -612,8 +612,8 @@ def upsell_command(project, customer, limit, days, warehouse, fmt):
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout.")
 def audience_command(project, product, segment, limit, per_customer, min_support, warehouse, fmt, output):
     """Export a campaign list: customer, email-safe id, recommended products, reason."""
-    from compiler.errors import QueryError
-    from server.recommend import cli_support, engine
+    from canon.compiler.errors import QueryError
+    from canon.server.recommend import cli_support, engine
 
     if (product is None) == (segment is None):
         raise QueryError("give exactly one of --recommend-product or --segment")
@@ -646,7 +646,7 @@ def recommendations_group():
 @click.option("--warehouse", default=None, help=_WAREHOUSE_HELP)
 def recommendations_refresh(project, warehouse):
     """Rebuild the affinity snapshot from the warehouse (persisted under .canon/recommend/)."""
-    from server.recommend import cli_support
+    from canon.server.recommend import cli_support
 
     with cli_support.open_store(project, warehouse) as store:
         snapshot = store.refresh()
@@ -660,8 +660,8 @@ def recommendations_refresh(project, warehouse):
 @click.option("--warehouse", default=None, help=_WAREHOUSE_HELP)
 def recommendations_load_feedback(project, warehouse):
     """Load the feedback journal into the warehouse table recommendation_feedback (idempotent)."""
-    from server.project import find_project, warehouse_url
-    from server.recommend.feedback import FeedbackJournal, load_into_warehouse
+    from canon.server.project import find_project, warehouse_url
+    from canon.server.recommend.feedback import FeedbackJournal, load_into_warehouse
 
     root = find_project(project)
     inserted = load_into_warehouse(warehouse_url(root, warehouse), FeedbackJournal(root))
@@ -677,7 +677,7 @@ def search_command(project, text, limit, fmt):
     """Find metrics, dimensions and glossary terms by what they are called or mean."""
     import json
 
-    from compiler.search import search
+    from canon.compiler.search import search
 
     _, catalog = _catalog(project)
     hits = search(catalog, text, limit=limit)
@@ -704,7 +704,7 @@ def glossary(project, text, fmt):
     """The business glossary: each term, what it means, and the metrics that measure it."""
     import json
 
-    from compiler.search import search
+    from canon.compiler.search import search
 
     _, catalog = _catalog(project)
     names = [h.name for h in search(catalog, text, limit=200) if h.kind == "term"] if text else sorted(catalog.glossary)

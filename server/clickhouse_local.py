@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlglot import exp
 
-from compiler.errors import WarehouseError
+from canon.compiler.errors import WarehouseError
 
 from .parquet_export import tables_at_url
 

@@ -25,14 +25,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlglot import exp
 
-from compiler import model as m
-from compiler.compile import compile_request
-from compiler.calendar import check_timezone
-from compiler.errors import CanonError, Location, QueryError, UnknownNameError, did_you_mean
-from compiler.model import GRAINS
-from compiler.refs import METRIC_TIME, SIDES, parse_ref
-from compiler.request import QueryRequest
-from compiler.sqlexpr import SOURCE_DIALECT
+from canon.compiler import model as m
+from canon.compiler.compile import compile_request
+from canon.compiler.calendar import check_timezone
+from canon.compiler.errors import CanonError, Location, QueryError, UnknownNameError, did_you_mean
+from canon.compiler.model import GRAINS
+from canon.compiler.refs import METRIC_TIME, SIDES, parse_ref
+from canon.compiler.request import QueryRequest
+from canon.compiler.sqlexpr import SOURCE_DIALECT
 
 router = APIRouter(prefix="/cubejs-api/v1", tags=["cube"])
 

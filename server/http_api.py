@@ -27,11 +27,11 @@ from fastapi.responses import JSONResponse
 from sqlglot import exp
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from compiler import model as m
-from compiler.compile import DIALECTS, compile_request
-from compiler.errors import CanonError, QueryError, UnknownNameError, WarehouseError, did_you_mean
-from compiler.introspect import MAX_VALUES, dependencies, dimension_values_query, dimensions_for
-from compiler.request import QueryRequest
+from canon.compiler import model as m
+from canon.compiler.compile import DIALECTS, compile_request
+from canon.compiler.errors import CanonError, QueryError, UnknownNameError, WarehouseError, did_you_mean
+from canon.compiler.introspect import MAX_VALUES, dependencies, dimension_values_query, dimensions_for
+from canon.compiler.request import QueryRequest
 
 from . import http_models as hm
 from .reload import CatalogState, Reloader, error_list
@@ -197,7 +197,7 @@ def as_tuple(value) -> tuple[str, ...]:
 
 
 def build_request(catalog, body: hm.QueryBody) -> QueryRequest:
-    from compiler.sqlexpr import SOURCE_DIALECT
+    from canon.compiler.sqlexpr import SOURCE_DIALECT
 
     from .structured_filters import filter_condition
 
@@ -383,7 +383,7 @@ async def metric_lineage(request: Request, name: Annotated[str, PathParam(max_le
                          direction: Annotated[str, Query(pattern="^(down|up|both)$")] = "both",
                          format: Annotated[str, Query(pattern="^(json|mermaid|dot)$")] = "json"):
     """What the metric is built from (down to tables and columns) and what depends on it (up)."""
-    from compiler.lineage import build_lineage, lineage_json, render_dot, render_mermaid
+    from canon.compiler.lineage import build_lineage, lineage_json, render_dot, render_mermaid
 
     catalog = catalog_of(request)
     _check_metric(catalog, name)
@@ -399,7 +399,7 @@ async def metric_lineage(request: Request, name: Annotated[str, PathParam(max_le
 async def search_catalog(request: Request, q: Annotated[str, Query(min_length=1, max_length=200)],
                          limit: Annotated[int, Query(ge=1, le=200)] = 20):
     """Metrics, dimensions and glossary terms matching the words of `q` (name, label, synonym, tag, description)."""
-    from compiler.search import search
+    from canon.compiler.search import search
 
     return {"query": q, "results": [h.to_dict() for h in search(catalog_of(request), q, limit=limit)]}
 
@@ -407,7 +407,7 @@ async def search_catalog(request: Request, q: Annotated[str, Query(min_length=1,
 @router.get("/v1/glossary", tags=["catalog"])
 async def list_glossary(request: Request, q: Annotated[str | None, Query(max_length=200)] = None):
     """The business glossary, or the terms matching `q`."""
-    from compiler.search import search
+    from canon.compiler.search import search
 
     catalog = catalog_of(request)
     names = [h.name for h in search(catalog, q, limit=200) if h.kind == "term"] if q else sorted(catalog.glossary)

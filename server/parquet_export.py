@@ -39,7 +39,7 @@ def parquet_tables(folder: str | os.PathLike) -> dict[str, Path]:
 
 def tables_at_url(url: str, prefix: str, engine: str) -> dict[str, Path]:
     """The parquet tables behind a `<prefix><folder>` warehouse URL; clear errors when there are none."""
-    from compiler.errors import WarehouseError
+    from canon.compiler.errors import WarehouseError
 
     if not url.startswith(prefix):
         raise WarehouseError(f"not a {engine} URL: {url}", hint=f"use {prefix}<folder of parquet files>")

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from compiler.errors import WarehouseError
+from canon.compiler.errors import WarehouseError
 
 from .demo import TABLES
 

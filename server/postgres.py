@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from compiler.errors import WarehouseError
+from canon.compiler.errors import WarehouseError
 
 DEFAULT_CONNECT_TIMEOUT_S = 5
 DEFAULT_MAX_IDLE = 8

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from compiler.errors import ConfigError
+from canon.compiler.errors import ConfigError
 
 DEMO_FILE = Path(".canon") / "demo.duckdb"
 CONFIG_FILE = "canon.yml"

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from compiler.catalog import Catalog
-from compiler.compile import load_catalog
-from compiler.errors import CanonError, CatalogErrors
+from canon.compiler.catalog import Catalog
+from canon.compiler.compile import load_catalog
+from canon.compiler.errors import CanonError, CatalogErrors
 
 from .catalog_cache import fingerprint
 

@@ -6,9 +6,9 @@ import threading
 import time
 from collections import OrderedDict
 
-from compiler.catalog import Catalog
-from compiler.compile import compile_request
-from compiler.request import QueryRequest
+from canon.compiler.catalog import Catalog
+from canon.compiler.compile import compile_request
+from canon.compiler.request import QueryRequest
 
 from .results import QueryResult, column_type, json_value
 from .warehouse import Warehouse

@@ -12,7 +12,7 @@ Needs `pyspark` (pip install 'canon-semantic[test]') and a Java runtime (17 or n
 from __future__ import annotations
 
 
-from compiler.errors import WarehouseError
+from canon.compiler.errors import WarehouseError
 
 from .parquet_export import tables_at_url
 

@@ -9,8 +9,8 @@ from datetime import date, datetime, timedelta, timezone
 
 from sqlglot import exp
 
-from compiler.errors import FilterError, Location, did_you_mean
-from compiler.refs import SIDES, parse_ref
+from canon.compiler.errors import FilterError, Location, did_you_mean
+from canon.compiler.refs import SIDES, parse_ref
 
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

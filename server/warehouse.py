@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from compiler.errors import WarehouseError
+from canon.compiler.errors import WarehouseError
 
 
 class Warehouse(Protocol):

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from compiler.compile import load_catalog
-from server.demo import build_demo
-from server.warehouse import open_warehouse
+from canon.compiler.compile import load_catalog
+from canon.server.demo import build_demo
+from canon.server.warehouse import open_warehouse
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # the oracle helpers (tests/oracle.py) import as `oracle`, whatever pytest's import mode

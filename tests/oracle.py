@@ -33,8 +33,8 @@ from typing import Iterable, Sequence
 
 import yaml
 
-from compiler.request import QueryRequest
-from server.service import run_query
+from canon.compiler.request import QueryRequest
+from canon.server.service import run_query
 
 # --- comparing row sets ---------------------------------------------------------------------------
 

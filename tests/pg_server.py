@@ -249,7 +249,7 @@ def pg_demo_duckdb(request, tmp_path_factory) -> Path:
     try:
         return Path(request.getfixturevalue("demo_path"))
     except pytest.FixtureLookupError:
-        from server.demo import build_demo
+        from canon.server.demo import build_demo
 
         path = tmp_path_factory.mktemp("pg-demo") / "demo.duckdb"
         build_demo(path, scale=DEMO_SCALE, seed=DEMO_SEED)
@@ -258,7 +258,7 @@ def pg_demo_duckdb(request, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def pg_demo_url(pg_server_url, pg_demo_duckdb) -> str:
-    from server.pg_load import load_demo_into_postgres
+    from canon.server.pg_load import load_demo_into_postgres
 
     url = create_database(pg_server_url, DEMO_DB)
     load_demo_into_postgres(pg_demo_duckdb, url)

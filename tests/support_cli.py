@@ -20,7 +20,7 @@ SEED = 7
 @functools.cache
 def demo_warehouse() -> Path:
     """A demo DuckDB file (scale 0.2), built on first use and removed when the session ends."""
-    from server.demo import build_demo
+    from canon.server.demo import build_demo
 
     folder = Path(tempfile.mkdtemp(prefix="canon-cli-tests-"))
     atexit.register(shutil.rmtree, folder, True)
@@ -36,7 +36,7 @@ def canon(*args: str, warehouse: Path | str | None = None, cwd: Path = ROOT, env
     if warehouse is not None:
         environment["CANON_WAREHOUSE"] = str(warehouse)
     environment.update(env or {})
-    return subprocess.run([sys.executable, "-m", "server.cli", *args], cwd=cwd, env=environment,
+    return subprocess.run([sys.executable, "-m", "canon.server.cli", *args], cwd=cwd, env=environment,
                           capture_output=True, text=True, timeout=timeout)
 
 

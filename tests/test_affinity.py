@@ -20,7 +20,7 @@ import pytest
 from mlxtend.frequent_patterns import apriori, association_rules
 from mlxtend.preprocessing import TransactionEncoder
 
-from compiler.request import QueryRequest
+from canon.compiler.request import QueryRequest
 from oracle import assert_same, canon_rows, sql_rows
 
 AFFINITY = ("cross_sell_score", "cross_sell_support", "cross_sell_lift", "cross_sell_pair_orders")

@@ -23,7 +23,7 @@ def ref(project):
 
 
 def _canon(*args, env=None):
-    from server.cli import main
+    from canon.server.cli import main
 
     result = CliRunner().invoke(main, list(args), env=env or {}, catch_exceptions=False)
     return result

@@ -9,10 +9,10 @@ import duckdb
 import pytest
 from sqlglot import exp
 
-from compiler.calendar import (TimeContext, Window, check_timezone, in_zone, parse_window, period_start, shift,
+from canon.compiler.calendar import (TimeContext, Window, check_timezone, in_zone, parse_window, period_start, shift,
                                truncate)
-from compiler.errors import QueryError
-from compiler.timerange import RELATIVE_RANGES, is_relative, relative_range
+from canon.compiler.errors import QueryError
+from canon.compiler.timerange import RELATIVE_RANGES, is_relative, relative_range
 
 D = date.fromisoformat
 

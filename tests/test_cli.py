@@ -11,7 +11,7 @@ import duckdb
 import pytest
 import sqlglot
 
-from compiler.compile import load_catalog
+from canon.compiler.compile import load_catalog
 from tests.support_cli import ROOT, assert_clean_failure, canon, demo_warehouse
 
 

@@ -23,7 +23,7 @@ def ref(project):
 
 
 def _canon(*args):
-    from server.cli import main
+    from canon.server.cli import main
 
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 

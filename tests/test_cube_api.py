@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server.structured_filters import date_range
+from canon.server.structured_filters import date_range
 from tests.test_http_helpers import build_warehouse, cli_json, copy_project, serve
 
 CLIENT_DIR = Path(__file__).parent / "cube_client"

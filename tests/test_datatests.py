@@ -9,10 +9,10 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 
-from compiler.compile import load_catalog
-from server.cli import main
-from server.governance.datatests import build_tests, check_tests, run_data_tests
-from server.warehouse import open_warehouse
+from canon.compiler.compile import load_catalog
+from canon.server.cli import main
+from canon.server.governance.datatests import build_tests, check_tests, run_data_tests
+from canon.server.warehouse import open_warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -155,7 +155,7 @@ def test_every_declared_kind_is_used_and_builds(catalog):
 
 
 def test_the_demo_passes(catalog, tmp_path):
-    from server.demo import build_demo
+    from canon.server.demo import build_demo
 
     path = tmp_path / "demo.duckdb"
     build_demo(path, scale=0.2, seed=5)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from server.demo import build_demo
+from canon.server.demo import build_demo
 
 # The schema contract, written out independently of the generator.
 EXPECTED_SCHEMA = {

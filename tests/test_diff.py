@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from server.cli import main
-from server.demo import build_demo
-from server.governance.diff import diff_project, render
-from server.warehouse import open_warehouse
+from canon.server.cli import main
+from canon.server.demo import build_demo
+from canon.server.governance.diff import diff_project, render
+from canon.server.warehouse import open_warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -203,7 +203,7 @@ def test_base_ref_and_committed_history(repo):
 
 
 def test_unknown_ref_is_a_clear_error(repo):
-    from compiler.errors import ConfigError
+    from canon.compiler.errors import ConfigError
 
     with pytest.raises(ConfigError, match="git rev-parse"):
         diff_project(repo, "no-such-branch")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from compiler.compile import load_catalog
-from server.cli import main
-from server.governance.docs import build_site
+from canon.compiler.compile import load_catalog
+from canon.server.cli import main
+from canon.server.governance.docs import build_site
 
 ROOT = Path(__file__).resolve().parents[1]
 

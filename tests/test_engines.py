@@ -23,12 +23,12 @@ from pathlib import Path
 
 import pytest
 
-from compiler.compile import compile_request, load_catalog
-from compiler.errors import WarehouseError
-from compiler.request import QueryRequest
-from server.demo import build_demo
-from server.parquet_export import export_parquet
-from server.warehouse import open_warehouse
+from canon.compiler.compile import compile_request, load_catalog
+from canon.compiler.errors import WarehouseError
+from canon.compiler.request import QueryRequest
+from canon.server.demo import build_demo
+from canon.server.parquet_export import export_parquet
+from canon.server.warehouse import open_warehouse
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENGINE_SCALE = 0.2

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from compiler.compile import DIALECTS, compile_request, load_catalog
-from compiler.errors import CanonError, FilterError, QueryError, UnknownNameError, UnsupportedError
-from compiler.model import GRAINS
-from compiler.request import QueryRequest
+from canon.compiler.compile import DIALECTS, compile_request, load_catalog
+from canon.compiler.errors import CanonError, FilterError, QueryError, UnknownNameError, UnsupportedError
+from canon.compiler.model import GRAINS
+from canon.compiler.request import QueryRequest
 from tests.support_cli import ROOT, assert_clean_failure, canon, demo_warehouse
 
 PAIR = ("antecedent.product_name", "consequent.product_name")

@@ -31,7 +31,7 @@ def _start(project, port: int) -> subprocess.Popen:
     env = {**os.environ, "CANON_RECOMMEND_REFRESH_MINUTES": "0"}
     env.pop("CANON_WAREHOUSE", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--project", str(project), "--port", str(port),
+        [sys.executable, "-m", "canon.server.cli", "serve", "--project", str(project), "--port", str(port),
          "--reload-interval", "0", "--log-level", "warning"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     deadline = time.monotonic() + 60
@@ -108,7 +108,7 @@ def test_feedback_survives_sigkill(project):
 
 
 def test_journal_is_fsynced_before_the_answer(tmp_path):
-    from server.recommend.feedback import FeedbackJournal, make_event
+    from canon.server.recommend.feedback import FeedbackJournal, make_event
 
     journal = FeedbackJournal(tmp_path)
     event = make_event(1, 1001, "clicked", "rec_x")

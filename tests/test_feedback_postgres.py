@@ -12,8 +12,8 @@ from tests.test_http_helpers import copy_project, serve
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, pg_server_url):
     """A database of its own: the feedback written here must not reach the shared demo database."""
-    from server.demo import build_demo
-    from server.pg_load import load_demo_into_postgres
+    from canon.server.demo import build_demo
+    from canon.server.pg_load import load_demo_into_postgres
     from tests.pg_server import create_database
 
     root = tmp_path_factory.mktemp("pg_feedback")

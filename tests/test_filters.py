@@ -12,10 +12,10 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from compiler.compile import DIALECTS, compile_request, load_catalog
-from compiler.errors import FilterError
-from compiler.request import QueryRequest
-from compiler.sqlexpr import parse_filter
+from canon.compiler.compile import DIALECTS, compile_request, load_catalog
+from canon.compiler.errors import FilterError
+from canon.compiler.request import QueryRequest
+from canon.compiler.sqlexpr import parse_filter
 from tests.support_cli import ROOT, demo_warehouse
 
 

@@ -9,11 +9,11 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 
-from compiler.compile import load_catalog
-from server.cli import main
-from server.governance.freshness import (classify, evaluate, format_age, freshness_report, freshness_warnings,
+from canon.compiler.compile import load_catalog
+from canon.server.cli import main
+from canon.server.governance.freshness import (classify, evaluate, format_age, freshness_report, freshness_warnings,
                                          monitored_models)
-from server.warehouse import open_warehouse
+from canon.server.warehouse import open_warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
 LOADED = dt.datetime(2025, 6, 1, 6, 0, 0)

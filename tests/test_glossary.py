@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from compiler.compile import load_catalog
-from compiler.errors import CatalogErrors
-from compiler.search import search
+from canon.compiler.compile import load_catalog
+from canon.compiler.errors import CatalogErrors
+from canon.compiler.search import search
 from tests.test_http_helpers import build_warehouse, copy_project, serve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,7 +71,7 @@ def test_unknown_metric_in_a_term_is_reported_with_its_line(tmp_path):
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "server.cli", *args], cwd=ROOT, capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "canon.server.cli", *args], cwd=ROOT, capture_output=True, text=True)
 
 
 def test_cli_search_and_glossary():
@@ -100,7 +100,7 @@ def test_http_search_and_glossary(tmp_path):
 
 
 def test_docs_site_lists_the_glossary(catalog, tmp_path):
-    from server.governance.docs import build_site
+    from canon.server.governance.docs import build_site
 
     build_site(catalog, tmp_path)
     index = (tmp_path / "index.html").read_text()

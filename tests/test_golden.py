@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import sqlglot
 
-from compiler.compile import DIALECTS, compile_request, load_catalog
-from compiler.request import QueryRequest
+from canon.compiler.compile import DIALECTS, compile_request, load_catalog
+from canon.compiler.request import QueryRequest
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).resolve().parent / "golden"

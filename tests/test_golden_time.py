@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import sqlglot
 
-from compiler.compile import DIALECTS, compile_request
-from compiler.errors import UnsupportedError
-from compiler.request import QueryRequest
+from canon.compiler.compile import DIALECTS, compile_request
+from canon.compiler.errors import UnsupportedError
+from canon.compiler.request import QueryRequest
 
 GOLDEN = Path(__file__).resolve().parent / "golden_time"
 UPDATE = os.environ.get("CANON_UPDATE_GOLDEN") == "1"

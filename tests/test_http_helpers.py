@@ -50,7 +50,7 @@ def copy_project(target: Path, *, slow: bool = False) -> Path:
 
 
 def build_warehouse(path: Path, scale: float = 0.2) -> Path:
-    from server.demo import build_demo
+    from canon.server.demo import build_demo
 
     build_demo(path, scale=scale)
     return path
@@ -74,7 +74,7 @@ def serve(project: Path, warehouse: Path | str, *extra: str, timeout: float = 60
     port = free_port()
     log = open(project / f"serve-{port}.log", "w+")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--project", str(project), "--warehouse", str(warehouse),
+        [sys.executable, "-m", "canon.server.cli", "serve", "--project", str(project), "--warehouse", str(warehouse),
          "--port", str(port), "--log-level", "warning", *extra],
         stdout=log, stderr=subprocess.STDOUT, env=canon_env(), cwd=str(project))
     url = f"http://127.0.0.1:{port}"
@@ -105,7 +105,7 @@ def serve(project: Path, warehouse: Path | str, *extra: str, timeout: float = 60
 def cli_json(project: Path, warehouse: Path, *args: str) -> dict:
     import json
 
-    out = subprocess.run([sys.executable, "-m", "server.cli", "query", "--project", str(project),
+    out = subprocess.run([sys.executable, "-m", "canon.server.cli", "query", "--project", str(project),
                           "--warehouse", str(warehouse), "--format", "json", *args],
                          capture_output=True, text=True, env=canon_env(), timeout=120)
     assert out.returncode == 0, out.stderr

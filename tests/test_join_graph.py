@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from compiler.compile import compile_request, load_catalog
-from compiler.errors import CatalogErrors, QueryError
-from compiler.request import QueryRequest
+from canon.compiler.compile import compile_request, load_catalog
+from canon.compiler.errors import CatalogErrors, QueryError
+from canon.compiler.request import QueryRequest
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from compiler.compile import load_catalog
-from compiler.errors import UnknownNameError
-from compiler.lineage import (build_lineage, impact, lineage_json, render_dot, render_mermaid, render_text,
+from canon.compiler.compile import load_catalog
+from canon.compiler.errors import UnknownNameError
+from canon.compiler.lineage import (build_lineage, impact, lineage_json, render_dot, render_mermaid, render_text,
                               resolve_node, sources, tree)
-from server.cli import main
+from canon.server.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from compiler.request import QueryRequest
+from canon.compiler.request import QueryRequest
 from oracle import assert_same, canon_rows, check, normalize, ratio, sql_rows
 
 COMPLETED_LINES = """

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from compiler.request import QueryRequest
+from canon.compiler.request import QueryRequest
 from oracle import GRAINS, assert_same, canon_rows, check, scalar, sql_rows
 
 MARKETING = ("ad_spend", "impressions", "clicks", "ctr", "lead_count", "meeting_count", "lead_to_meeting_rate",

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from compiler.compile import load_catalog
-from compiler.request import QueryRequest
-from server.demo import build_demo
-from server.service import run_query
-from server.warehouse import DuckDBWarehouse
+from canon.compiler.compile import load_catalog
+from canon.compiler.request import QueryRequest
+from canon.server.demo import build_demo
+from canon.server.service import run_query
+from canon.server.warehouse import DuckDBWarehouse
 
 ROOT = Path(__file__).resolve().parents[1]
 USER, PASSWORD = "analyst", "s3cret-pw"
@@ -47,7 +47,7 @@ def demo(tmp_path_factory):
 def server(demo):
     port = _free_port()
     env = {**os.environ, "CANON_PG_USER": USER, "CANON_PG_PASSWORD": PASSWORD, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "server.cli", "pg", "--project", str(ROOT), "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "canon.server.cli", "pg", "--project", str(ROOT), "--port", str(port),
                              "--warehouse", str(demo)], env=env, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 60

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 import yaml
 
-from server.demo import build_demo
+from canon.server.demo import build_demo
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,7 +42,7 @@ def port(tmp_path_factory):
     build_demo(root / "demo.duckdb", scale=0.1)
     port = _free_port()
     env = {**os.environ, "CANON_PG_USER": "canon", "CANON_PG_PASSWORD": "canon", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "server.cli", "pg", "--project", str(root), "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "canon.server.cli", "pg", "--project", str(root), "--port", str(port),
                              "--warehouse", str(root / "demo.duckdb")], env=env, cwd=root,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 60

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import sqlglot
 
-from compiler.compile import load_catalog
-from server.pgwire import protocol, types as t
-from server.pgwire.errors import PgError
-from server.pgwire.semantic import translate
-from server.pgwire.views import view_tables
+from canon.compiler.compile import load_catalog
+from canon.server.pgwire import protocol, types as t
+from canon.server.pgwire.errors import PgError
+from canon.server.pgwire.semantic import translate
+from canon.server.pgwire.views import view_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,8 +67,8 @@ def test_translation_errors_carry_sqlstates(catalog, sql, state):
 
 
 def test_hostile_where_is_refused_by_the_compiler_allow_list(catalog):
-    from compiler.errors import CanonError
-    from compiler.resolve import resolve
+    from canon.compiler.errors import CanonError
+    from canon.compiler.resolve import resolve
 
     q = req(catalog, "SELECT revenue FROM sales WHERE product_category IN (SELECT * FROM read_csv('/etc/passwd'))")
     with pytest.raises(CanonError):

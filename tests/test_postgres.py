@@ -25,14 +25,14 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
-from compiler.compile import load_catalog
-from compiler.errors import CanonError, WarehouseError
-from compiler.request import QueryRequest
-from server.cli import main as canon
-from server.demo import TABLES
-from server.postgres import PostgresWarehouse, redact
-from server.service import run_query
-from server.warehouse import DuckDBWarehouse, open_warehouse
+from canon.compiler.compile import load_catalog
+from canon.compiler.errors import CanonError, WarehouseError
+from canon.compiler.request import QueryRequest
+from canon.server.cli import main as canon
+from canon.server.demo import TABLES
+from canon.server.postgres import PostgresWarehouse, redact
+from canon.server.service import run_query
+from canon.server.warehouse import DuckDBWarehouse, open_warehouse
 from tests.pg_server import create_database
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -339,7 +339,7 @@ def _requests_for_every_metric(catalog, reference=None) -> list[QueryRequest]:
     """Per metric: by month where it has a time axis, and by one categorical dimension (with quarters
     where that works); affinity metrics by item pairs. A request "works" when it compiles and, given a
     `reference` warehouse, runs there."""
-    from compiler.compile import compile_request
+    from canon.compiler.compile import compile_request
 
     def compiles(request: QueryRequest) -> bool:
         try:
@@ -419,7 +419,7 @@ def _compare_on_both(catalog, duck, pg, requests) -> tuple[list[str], list[str]]
 
 
 def _is_percentile(catalog, request: QueryRequest) -> bool:
-    from compiler.compile import compile_request
+    from canon.compiler.compile import compile_request
 
     sql = compile_request(catalog, request, "postgres").sql.upper()
     return "PERCENTILE_" in sql or "MEDIAN(" in sql

@@ -28,7 +28,7 @@ def ref(project):
 def client(project):
     from fastapi.testclient import TestClient
 
-    from server.http_api import create_app
+    from canon.server.http_api import create_app
 
     app = create_app(project, reload_interval_s=0)
     with TestClient(app) as c:

@@ -24,7 +24,7 @@ TIERS = ("entry", "mid", "premium")
 
 def make_project(tmp_path_factory, name: str, scale: float = 0.5, seed: int = 7) -> Path:
     """A copy of the project's definitions with its own demo warehouse in <project>/.canon/demo.duckdb."""
-    from server.demo import build_demo
+    from canon.server.demo import build_demo
 
     project = tmp_path_factory.mktemp(name)
     for folder in ("semantic_models", "metrics"):

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from compiler.compile import load_catalog
-from compiler.errors import ConfigError
-from compiler.rules import DEFAULT_RULES, Rules, check_rules, rules_from_config
-from server.cli import main
+from canon.compiler.compile import load_catalog
+from canon.compiler.errors import ConfigError
+from canon.compiler.rules import DEFAULT_RULES, Rules, check_rules, rules_from_config
+from canon.server.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,7 +41,7 @@ AOV_META = """    label: Average order value
 def test_the_demo_follows_its_rules():
     catalog = load_catalog(ROOT)
     assert check_rules(catalog, DEFAULT_RULES) == []
-    from server.project import load_config
+    from canon.server.project import load_config
 
     assert check_rules(catalog, rules_from_config(load_config(ROOT))) == []
 

@@ -16,10 +16,10 @@ def project(tmp_path_factory):
 
 
 def test_rfm_segment_assignment_matches_reference(project):
-    from compiler.compile import load_catalog
-    from compiler.request import QueryRequest
-    from server.service import run_query
-    from server.warehouse import open_warehouse
+    from canon.compiler.compile import load_catalog
+    from canon.compiler.request import QueryRequest
+    from canon.server.service import run_query
+    from canon.server.warehouse import open_warehouse
 
     ref = Reference(project / ".canon" / "demo.duckdb")
     want = ref.rfm_segments()

@@ -19,10 +19,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from compiler.compile import load_catalog
-from compiler.request import QueryRequest
+from canon.compiler.compile import load_catalog
+from canon.compiler.request import QueryRequest
 from oracle import assert_same, canon_rows
-from server.warehouse import open_warehouse
+from canon.server.warehouse import open_warehouse
 
 REPO = Path(__file__).resolve().parent.parent
 

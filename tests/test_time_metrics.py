@@ -27,9 +27,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from compiler.compile import load_catalog
-from compiler.errors import CanonError, CatalogErrors, QueryError
-from compiler.request import QueryRequest
+from canon.compiler.compile import load_catalog
+from canon.compiler.errors import CanonError, CatalogErrors, QueryError
+from canon.compiler.request import QueryRequest
 from oracle import assert_same, canon_rows, normalize
 
 REPO = Path(__file__).resolve().parent.parent
@@ -612,7 +612,7 @@ def test_having_with_gap_filled_counts_and_limit(catalog, warehouse):
 
 
 def error_of(cat, **kw) -> CanonError:
-    from compiler.compile import compile_request
+    from canon.compiler.compile import compile_request
 
     with pytest.raises(CanonError) as info:
         compile_request(cat, QueryRequest(**kw))

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from compiler.compile import load_catalog
-from compiler.errors import CatalogErrors
+from canon.compiler.compile import load_catalog
+from canon.compiler.errors import CatalogErrors
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = Path(__file__).resolve().parent / "fixtures" / "base_project"
@@ -110,7 +110,7 @@ CASES = {
         [("metrics/sales.yml", "    type: ratio\n", "    type: ration\n")],
         None,
         ["metrics/sales.yml:15: metric 'aov': unknown type 'ration' — valid types: "
-         + ", ".join(__import__("compiler.model", fromlist=["METRIC_TYPES"]).METRIC_TYPES)],
+         + ", ".join(__import__("canon.compiler.model", fromlist=["METRIC_TYPES"]).METRIC_TYPES)],
     ),
     "bad_literal": (
         [("semantic_models/orders.yml", "agg: sum, expr: shipping_amount", "agg: total, expr: shipping_amount")],
@@ -258,7 +258,7 @@ def test_a_broken_metric_does_not_hide_the_others(tmp_path):
     ])
     assert problems(project) == [
         "metrics/sales.yml:15: metric 'aov': unknown type 'ration' — valid types: "
-        + ", ".join(__import__("compiler.model", fromlist=["METRIC_TYPES"]).METRIC_TYPES),
+        + ", ".join(__import__("canon.compiler.model", fromlist=["METRIC_TYPES"]).METRIC_TYPES),
         "metrics/sales.yml:21: metric 'cross_sell_score': unknown basket entity 'ordr' — did you mean 'order'?",
     ]
 
@@ -283,7 +283,7 @@ def test_real_project_validates():
 
 
 def canon(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "server.cli", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "canon.server.cli", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=120)
 
 

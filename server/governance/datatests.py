@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 
 from sqlglot import exp
 
-from compiler import model as m
-from compiler.catalog import Catalog, ModelInfo, alias_id
-from compiler.errors import CanonError, ConfigError, did_you_mean
-from compiler.sqlexpr import parse_definition_expr
+from canon.compiler import model as m
+from canon.compiler.catalog import Catalog, ModelInfo, alias_id
+from canon.compiler.errors import CanonError, ConfigError, did_you_mean
+from canon.compiler.sqlexpr import parse_definition_expr
 
 TARGET_ALIAS = "_canon_to"
 
@@ -51,7 +51,7 @@ class TestResult:
     message: str | None = None
 
     def to_dict(self) -> dict:
-        from server.results import json_value
+        from canon.server.results import json_value
 
         return {"model": self.model, "name": self.name, "type": self.type, "severity": self.severity,
                 "status": self.status, "failures": self.failures, "columns": self.columns,
@@ -212,7 +212,7 @@ def _funnel(catalog, model, test: m.FunnelTest) -> exp.Select:
 
 
 def _sequence(catalog, model, test: m.SequenceTest) -> exp.Select:
-    from compiler.refs import resolve_dimension
+    from canon.compiler.refs import resolve_dimension
 
     joins: dict[str, exp.Expression] = {}
 
@@ -268,7 +268,7 @@ def run_case(case: TestCase, warehouse, *, sample_size: int = 5) -> TestResult:
 
 def run_data_tests(catalog: Catalog, warehouse, *, model: str | None = None, sample_size: int = 5) -> list[TestResult]:
     if model and catalog.model_for(model) is None:
-        from compiler.errors import UnknownNameError
+        from canon.compiler.errors import UnknownNameError
 
         raise UnknownNameError(f"unknown semantic model '{model}'", hint=did_you_mean(model, catalog.models))
     name = catalog.model_for(model).name if model else None

@@ -22,11 +22,11 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from compiler.catalog import Catalog
-from compiler.compile import compile_request, load_catalog
-from compiler.errors import CanonError, ConfigError
-from compiler.lineage import LineageGraph, build_lineage
-from compiler.request import QueryRequest
+from canon.compiler.catalog import Catalog
+from canon.compiler.compile import compile_request, load_catalog
+from canon.compiler.errors import CanonError, ConfigError
+from canon.compiler.lineage import LineageGraph, build_lineage
+from canon.compiler.request import QueryRequest
 
 SEVERITIES = ("breaking", "value_changing", "metadata_only", "additive")
 META_FIELDS = frozenset({"label", "description", "owner", "tier", "tags", "replaced_by", "sunset"})
@@ -313,7 +313,7 @@ def sql_diff(before: str, after: str, base: str, head: str) -> str:
 def _numbers(warehouse, sql: str | None) -> tuple[list[str], list[list]] | None:
     if warehouse is None or sql is None:
         return None
-    from server.results import json_value
+    from canon.server.results import json_value
 
     columns, rows = warehouse.execute(sql)
     return columns, [[json_value(v) for v in row] for row in rows]

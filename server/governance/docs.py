@@ -12,10 +12,10 @@ from pathlib import Path
 
 import yaml
 
-from compiler.catalog import Catalog
-from compiler.compile import compile_request
-from compiler.errors import CanonError
-from compiler.lineage import build_lineage, impact, render_mermaid, render_text, sources, tree
+from canon.compiler.catalog import Catalog
+from canon.compiler.compile import compile_request
+from canon.compiler.errors import CanonError
+from canon.compiler.lineage import build_lineage, impact, render_mermaid, render_text, sources, tree
 
 CSS = """
 body{font:15px/1.5 system-ui,sans-serif;margin:0;color:#1d2330;background:#fafbfc}
@@ -148,7 +148,7 @@ def _metric_page(catalog: Catalog, graph, name: str, dialect: str) -> str:
     inputs = [e.target for e in graph.uses(node) if e.target.startswith("metric:")]
     inputs_html = ", ".join(_link("metric", i.split(":", 1)[1]) for i in inputs)
     try:
-        from server.governance.diff import sample_request
+        from canon.server.governance.diff import sample_request
 
         sql = compile_request(catalog, sample_request(catalog, name), dialect, pretty=True).sql
     except CanonError as error:

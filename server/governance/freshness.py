@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
-from compiler.catalog import Catalog, ModelInfo
-from compiler.errors import CanonError
-from compiler.model import duration_seconds
-from compiler.sqlexpr import parse_definition_expr
+from canon.compiler.catalog import Catalog, ModelInfo
+from canon.compiler.errors import CanonError
+from canon.compiler.model import duration_seconds
+from canon.compiler.sqlexpr import parse_definition_expr
 
 STATES = ("fresh", "warn", "error")
 
@@ -116,7 +116,7 @@ def freshness_report(catalog: Catalog, warehouse, now: dt.datetime | None = None
 
 def freshness_warnings(catalog: Catalog, report: list[SourceFreshness], metrics, *, graph=None) -> list[str]:
     """Warnings for a query: each stale (warn or error) source that one of `metrics` reads."""
-    from compiler.lineage import build_lineage
+    from canon.compiler.lineage import build_lineage
 
     stale = {s.model: s for s in report if s.state != "fresh"}
     if not stale:

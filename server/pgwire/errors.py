@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from compiler.errors import (CanonError, FilterError, QueryError, UnknownNameError, UnsupportedError,
-                             WarehouseError)
+from canon.compiler.errors import CanonError
 
 SYNTAX_ERROR = "42601"
 UNDEFINED_COLUMN = "42703"
@@ -50,20 +49,8 @@ class PgError(Exception):
 
 
 def from_canon_error(error: CanonError) -> PgError:
-    """Canon's error hierarchy -> SQLSTATE; the message and hint travel unchanged."""
-    if isinstance(error, UnknownNameError):
-        state = UNDEFINED_COLUMN
-    elif isinstance(error, FilterError):
-        state = FEATURE_NOT_SUPPORTED
-    elif isinstance(error, UnsupportedError):
-        state = FEATURE_NOT_SUPPORTED
-    elif isinstance(error, WarehouseError):
-        state = CONNECTION_FAILURE if "does not exist" in error.message else DATA_EXCEPTION
-    elif isinstance(error, QueryError):
-        state = FEATURE_NOT_SUPPORTED
-    else:
-        state = INTERNAL_ERROR
+    """Canon's error hierarchy -> SQLSTATE (each error class names its own); message and hint unchanged."""
     message = error.message
     if error.location and str(error.location):
         message = f"{error.location}: {message}"
-    return PgError(state, message, hint=error.hint)
+    return PgError(error.sqlstate, message, hint=error.hint)

@@ -17,9 +17,9 @@ from decimal import Decimal
 
 from sqlglot import exp
 
-from compiler.catalog import Catalog
-from compiler.model import GRAINS
-from compiler.request import QueryRequest
+from canon.compiler.catalog import Catalog
+from canon.compiler.model import GRAINS
+from canon.compiler.request import QueryRequest
 
 from .errors import (FEATURE_NOT_SUPPORTED, GROUPING_ERROR, SYNTAX_ERROR, UNDEFINED_COLUMN, UNDEFINED_TABLE,
                      PgError)

@@ -16,7 +16,7 @@ import struct
 import threading
 from dataclasses import dataclass, field
 
-from compiler.errors import CanonError
+from canon.compiler.errors import CanonError
 
 from . import protocol as p
 from . import types as t

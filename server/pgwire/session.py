@@ -17,9 +17,9 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import TokenType
 
-from compiler.catalog import Catalog
-from compiler.compile import compile_request
-from compiler.errors import CanonError
+from canon.compiler.catalog import Catalog
+from canon.compiler.compile import compile_request
+from canon.compiler.errors import CanonError
 
 from . import types as t
 from .errors import (FEATURE_NOT_SUPPORTED, IN_FAILED_TRANSACTION, INVALID_CURSOR_NAME, SYNTAX_ERROR,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from compiler.catalog import Catalog
+from canon.compiler.catalog import Catalog
 
 from . import types as t
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 
-from compiler.errors import QueryError, UnknownNameError, did_you_mean
+from canon.compiler.errors import QueryError, UnknownNameError, did_you_mean
 
 from .snapshot import LEVELS, TIERS, AffinitySnapshot, Rule, Window
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from sqlglot import exp
 
-from compiler.errors import QueryError, WarehouseError
+from canon.compiler.errors import QueryError, WarehouseError
 
 log = logging.getLogger("canon.recommend.feedback")
 

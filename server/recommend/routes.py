@@ -28,7 +28,7 @@ from fastapi import APIRouter, FastAPI, Path as PathParam, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from compiler.errors import CanonError, QueryError, WarehouseError
+from canon.compiler.errors import CanonError, QueryError, WarehouseError
 
 from . import engine
 from .feedback import FeedbackJournal, load_events, load_into_warehouse, make_event

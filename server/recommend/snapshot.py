@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from compiler.errors import QueryError
-from compiler.request import QueryRequest
+from canon.compiler.errors import QueryError
+from canon.compiler.request import QueryRequest
 
 from ..service import run_query
 

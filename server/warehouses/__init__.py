@@ -1,0 +1,1 @@
+"""Warehouses behind one protocol (base.py): DuckDB, PostgreSQL, Spark, ClickHouse (chDB)."""
