@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from sqlglot import exp
 
-from .errors import Location, QueryError
+from .errors import QueryError
 from .model import (AffinityMetric, Dimension, GlossaryTerm, Measure, SavedQuery, SemanticModel, Settings,
                     View)
 from .sqlexpr import ParsedFilter
+
+if TYPE_CHECKING:
+    from .facts import MetricFacts
 
 
 def alias_id(name: str) -> exp.Identifier:
@@ -126,7 +129,7 @@ class Catalog:
     input_filters: dict[tuple[str, str], ParsedFilter] = field(default_factory=dict)
     derived_exprs: dict[str, exp.Expression] = field(default_factory=dict)
     affinities: dict[str, AffinityInfo] = field(default_factory=dict)
-    origins: dict[str, Location] = field(default_factory=dict)
+    facts: dict[str, "MetricFacts"] = field(default_factory=dict)  # name -> what it is built from
     entity_owner: dict[str, str] = field(default_factory=dict)
     edges: dict[str, list[Edge]] = field(default_factory=dict)
     version: str = ""

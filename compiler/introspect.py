@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
-from . import model as m
 from .catalog import Catalog, DimensionInfo
 from .errors import QueryError, UnknownNameError, did_you_mean
 from .model import GRAINS
@@ -43,51 +42,11 @@ def _check_metric(catalog: Catalog, name: str):
     return metric
 
 
-def _input_name(item) -> str:
-    return item if isinstance(item, str) else item.name
-
-
-def direct_inputs(metric) -> tuple[str, ...]:
-    """The metrics a ratio or derived metric is computed from (empty for simple and affinity)."""
-    if isinstance(metric, m.RatioMetric):
-        return (_input_name(metric.numerator), _input_name(metric.denominator))
-    if isinstance(metric, m.DerivedMetric):
-        return tuple(_input_name(i) for i in metric.metrics)
-    return ()
-
-
 def dependencies(catalog: Catalog, name: str) -> dict:
     """Every metric (transitively) and every measure that `name` is computed from."""
     _check_metric(catalog, name)
-    metrics: list[str] = []
-    measures: list[str] = []
-    stack = [name]
-    seen = {name}
-    while stack:
-        metric = catalog.metrics[stack.pop()]
-        if isinstance(metric, m.SimpleMetric) and metric.measure not in measures:
-            measures.append(metric.measure)
-        for child in direct_inputs(metric):
-            if child not in seen and child in catalog.metrics:
-                seen.add(child)
-                metrics.append(child)
-                stack.append(child)
-    return {"metrics": metrics, "measures": measures}
-
-
-def source_models(catalog: Catalog, name: str) -> set[str]:
-    """The semantic models whose measures a (non-affinity) metric aggregates."""
-    out: set[str] = set()
-    stack, seen = [name], {name}
-    while stack:
-        metric = catalog.metrics[stack.pop()]
-        if isinstance(metric, m.SimpleMetric):
-            out.add(metric.measure.partition(".")[0])
-        for child in direct_inputs(metric):
-            if child not in seen and child in catalog.metrics:
-                seen.add(child)
-                stack.append(child)
-    return out
+    facts = catalog.facts[name]
+    return {"metrics": list(facts.metrics), "measures": list(facts.measures)}
 
 
 def _grains(dim: DimensionInfo) -> tuple[str, ...]:
@@ -128,7 +87,7 @@ def _metric_dims(catalog: Catalog, name: str) -> dict[str, DimensionEntry]:
                 ref = f"{side}.{dim.name}"
                 out[ref] = _entry(dim, ref)
         return out
-    sources = source_models(catalog, name)
+    sources = catalog.facts[name].grouped
     result: dict[str, DimensionEntry] | None = None
     for source in sorted(sources):
         dims = _reachable_dims(catalog, source)

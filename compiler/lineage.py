@@ -23,8 +23,10 @@ from typing import Iterable
 import sqlglot
 from sqlglot import exp
 
+from . import model as m
 from .catalog import Catalog, ModelInfo
 from .errors import CanonError, UnknownNameError, did_you_mean
+from .facts import model_tables
 from .sqlexpr import SOURCE_DIALECT
 
 KINDS = ("metric", "measure", "dimension", "model", "table", "column", "saved_query", "view")
@@ -126,7 +128,7 @@ def build_lineage(catalog: Catalog) -> LineageGraph:
         _add_model(graph, catalog, model, columns)
     for name, metric in catalog.metrics.items():
         graph.add_node(Node(f"metric:{name}", "metric", name, metric.label, metric.tier, metric.owner,
-                            getattr(metric, "type", None)))
+                            metric.type))
     for name, metric in catalog.metrics.items():
         _add_metric(graph, catalog, name, metric, columns)
     for name, sq in catalog.saved_queries.items():
@@ -202,15 +204,6 @@ class _ModelColumns:
                     found.append(f"column:{_table_name(source)}.{column.name}")
         return list(dict.fromkeys(found))
 
-    def tables(self, model: ModelInfo) -> list[str]:
-        if model.definition.table:
-            return [model.definition.table]
-        query = self.query(model)
-        if query is None:
-            return []
-        ctes = {cte.alias_or_name for cte in query.find_all(exp.CTE)}
-        return list(dict.fromkeys(_table_name(t) for t in query.find_all(exp.Table) if t.name not in ctes))
-
 
 def _table_name(table: exp.Table) -> str:
     return ".".join(part.name for part in table.parts)
@@ -237,7 +230,7 @@ def _add_model(graph: LineageGraph, catalog: Catalog, model: ModelInfo, columns:
     d = model.definition
     mid = graph.add_node(Node(f"model:{model.name}", "model", model.name, d.label, d.tier, d.owner,
                               "table" if d.table else "sql"))
-    for table in columns.tables(model):
+    for table in model_tables(model):
         graph.add_node(Node(f"table:{table}", "table", table))
         graph.add_edge(mid, f"table:{table}", "source")
     for column_id in columns.sql_columns(model):
@@ -324,67 +317,47 @@ def _add_measure_use(graph, catalog, owner: str, ref: str, role: str, columns: _
     return model.name
 
 
-def _add_metric(graph: LineageGraph, catalog: Catalog, name: str, metric, columns: _ModelColumns):
-    from . import model as m
-
+def _add_simple(graph: LineageGraph, catalog: Catalog, name: str, metric, columns: _ModelColumns):
     mid = f"metric:{name}"
-    if isinstance(metric, m.SimpleMetric):
-        source = _add_measure_use(graph, catalog, mid, metric.measure, "measure", columns)
-        if metric.filter:
-            _add_filter(graph, catalog, mid, metric.filter, "filter", source, columns)
+    source = _add_measure_use(graph, catalog, mid, metric.measure, "measure", columns)
+    if metric.filter:
+        _add_filter(graph, catalog, mid, metric.filter, "filter", source, columns)
+
+
+def _add_affinity(graph: LineageGraph, catalog: Catalog, name: str, metric, columns: _ModelColumns):
+    mid = f"metric:{name}"
+    info = catalog.affinities.get(name)
+    if info is None:
         return
-    if isinstance(metric, m.AffinityMetric):
-        info = catalog.affinities.get(name)
-        if info is not None:
-            graph.add_edge(mid, f"model:{info.bridge}", "baskets × items")
-            graph.add_edge(mid, f"model:{info.basket_model}", f"basket {metric.basket}")
-            graph.add_edge(mid, f"model:{info.item_model}", f"item {metric.item}")
-            bridge = catalog.models[info.bridge]
-            for entity_name in (metric.basket, metric.item):
-                for column_id in _expr_columns(columns, bridge, bridge.entities[entity_name].expr):
-                    graph.add_edge(mid, _add_column(graph, column_id), f"{entity_name} key")
-            if metric.filter:
-                _add_filter(graph, catalog, mid, metric.filter, "filter", info.bridge, columns)
-        return
-    # ratio, derived and any later metric type: follow every field that names a metric or measure
-    _add_generic(graph, catalog, mid, metric, columns)
+    graph.add_edge(mid, f"model:{info.bridge}", "baskets × items")
+    graph.add_edge(mid, f"model:{info.basket_model}", f"basket {metric.basket}")
+    graph.add_edge(mid, f"model:{info.item_model}", f"item {metric.item}")
+    bridge = catalog.models[info.bridge]
+    for entity_name in (metric.basket, metric.item):
+        for column_id in _expr_columns(columns, bridge, bridge.entities[entity_name].expr):
+            graph.add_edge(mid, _add_column(graph, column_id), f"{entity_name} key")
+    if metric.filter:
+        _add_filter(graph, catalog, mid, metric.filter, "filter", info.bridge, columns)
 
 
-def _add_generic(graph, catalog, mid: str, metric, columns: _ModelColumns):
-    skip = {"name", "type", "label", "description", "owner", "tier", "tags", "replaced_by", "sunset", "expr"}
-    source_model = None
-    for key in type(metric).model_fields:
-        if key in skip:
-            continue
-        value = getattr(metric, key)
-        for role, item in _flatten(key, value):
-            text = item.name if hasattr(item, "name") and hasattr(item, "filter") else item
-            if not isinstance(text, str):
-                continue
-            if text in catalog.metrics and text != mid[len("metric:"):]:
-                graph.add_edge(mid, f"metric:{text}", role)
-                item_filter = getattr(item, "filter", None)
-                if item_filter:
-                    _add_filter(graph, catalog, mid, item_filter, f"{role} filter", None, columns)
-            elif "." in text and key in ("measure",) or _is_measure_ref(catalog, text):
-                source_model = _add_measure_use(graph, catalog, mid, text, role, columns) or source_model
-    for key in ("filter",):
-        text = getattr(metric, key, None)
-        if isinstance(text, str) and text:
-            _add_filter(graph, catalog, mid, text, "filter", source_model, columns)
+def _add_inputs(graph: LineageGraph, catalog: Catalog, name: str, metric, columns: _ModelColumns):
+    """Metrics built from other metrics: an edge to each input in its role, and its filter's dimensions."""
+    mid = f"metric:{name}"
+    uses = catalog.facts[name].inputs
+    for use in uses:
+        # a list of several metrics names each edge in the singular, as lineage always has
+        role = "metric" if use.role == "metrics" and len(uses) > 1 else use.role
+        if use.metric in catalog.metrics and use.metric != name:
+            graph.add_edge(mid, f"metric:{use.metric}", role)
+            if use.filter:
+                _add_filter(graph, catalog, mid, use.filter, f"{role} filter", None, columns)
 
 
-def _flatten(key: str, value) -> list[tuple[str, object]]:
-    if isinstance(value, (tuple, list)):
-        return [(key if len(value) == 1 else key.rstrip("s") or key, v) for v in value]
-    if hasattr(value, "model_fields") and not hasattr(value, "filter"):
-        return [(f"{key}.{k}", getattr(value, k)) for k in type(value).model_fields]
-    return [(key, value)]
+_METRIC_EDGES = {m.SimpleMetric: _add_simple, m.AffinityMetric: _add_affinity}  # others: _add_inputs
 
 
-def _is_measure_ref(catalog: Catalog, text: str) -> bool:
-    model_name, _, measure_name = text.partition(".")
-    return model_name in catalog.models and measure_name in catalog.models[model_name].measures
+def _add_metric(graph: LineageGraph, catalog: Catalog, name: str, metric, columns: _ModelColumns):
+    _METRIC_EDGES.get(type(metric), _add_inputs)(graph, catalog, name, metric, columns)
 
 
 # --- naming a node -----------------------------------------------------------------------------

@@ -7,9 +7,11 @@ Only structure lives here; cross-references are checked in `validate`.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal, Mapping, NamedTuple, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from .errors import Location
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=63)]
@@ -20,9 +22,31 @@ WINDOW_PATTERN = r"^\s*[1-9][0-9]{0,3}\s+(day|week|month|quarter|year)s?\s*$"
 Window = Annotated[str, Field(pattern=WINDOW_PATTERN, description="e.g. '28 days', '1 month'")]
 
 
+class Source(NamedTuple):
+    """Where a definition stands in its YAML file, and where each of its fields does, as (line,
+    column) pairs: Locations are made only when asked for (most never are)."""
+
+    file: str
+    position: tuple[int, int]
+    fields: Mapping[str, tuple[int, int]]
+
+
 class Frozen(BaseModel):
     # defer_build: schemas are built on first validation, not at import (a cached catalog needs none)
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    # set once by `validate` from the load pass's positions (dagster's SourcePosition): a private
+    # attribute, so it is neither a YAML field nor part of any dump
+    _source: Source | None = PrivateAttr(default=None)
+
+    @property
+    def location(self) -> Location | None:
+        source = self._source
+        return Location(source.file, *source.position) if source else None
+
+    def location_of(self, name: str) -> Location | None:
+        """Where field `name` stands; the definition itself when the field is not written."""
+        source = self._source
+        return Location(source.file, *source.fields.get(name, source.position)) if source else None
 
 
 class Governed(Frozen):

@@ -175,7 +175,7 @@ def _context(metrics, resolved: ResolvedQuery) -> str:
     asked = [d.ref for d in resolved.dims]
     text = f"metric {', '.join(sorted(set(metrics)))}" + (f" by {', '.join(asked)}" if asked else "")
     if resolved.request.where:
-        text += " where " + " AND ".join(resolved.request.where)
+        text += " where " + " AND ".join(w if isinstance(w, str) else w.sql("duckdb") for w in resolved.request.where)
     return text
 
 

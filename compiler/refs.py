@@ -107,8 +107,8 @@ def _grain(ref: str, grain: str) -> str:
 def split_measure_ref(catalog: Catalog, ref: str) -> MeasureInfo:
     model_name, _, measure_name = ref.partition(".")
     model = catalog.models.get(model_name)
-    all_refs = [ms.ref for mod in catalog.models.values() for ms in mod.measures.values()]
     if model is None or measure_name not in model.measures:
+        all_refs = [ms.ref for mod in catalog.models.values() for ms in mod.measures.values()]
         raise UnknownNameError(f"unknown measure '{ref}'", hint=did_you_mean(ref, all_refs))
     return model.measures[measure_name]
 

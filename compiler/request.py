@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 class QueryRequest:
     metrics: tuple[str, ...]
     dimensions: tuple[str, ...] = ()
-    where: tuple[str, ...] = ()  # boolean expressions over dimensions, ANDed
+    where: tuple = ()  # boolean expressions over dimensions (text, or sqlglot condition trees), ANDed
     order: tuple[str, ...] = ()  # metric or dimension references; a leading '-' sorts descending
     limit: int | None = None
     offset: int | None = None
@@ -19,6 +19,7 @@ class QueryRequest:
     having: tuple[str, ...] = ()  # conditions on metric values, after aggregation
     timezone: str | None = None  # IANA name: stored UTC times fall into this zone's days
     today: str | None = None  # ISO date that relative ranges count from (default: settings / clock)
+    fill_gaps: bool | None = None  # list every period; None: pure time series of join_to_timespine metrics
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self):

@@ -19,7 +19,7 @@ from .catalog import AffinityInfo, Catalog, MeasureInfo
 from .errors import QueryError, UnknownNameError, did_you_mean
 from .refs import METRIC_TIME, DimRef, parse_ref, split_measure_ref
 from .request import QueryRequest
-from .sqlexpr import ParsedFilter, column_ref, parse_filter
+from .sqlexpr import SOURCE_DIALECT, ParsedFilter, column_ref, parse_filter
 from .timerange import is_relative, relative_range
 
 MAX_LIMIT = 1_000_000
@@ -86,6 +86,22 @@ class ResolvedQuery:
         return next((d for d in self.dims if d.kind == METRIC_TIME), None)
 
 
+def _fill_gaps(catalog: Catalog, request: QueryRequest, names, dims) -> bool:
+    """Whether to list every period of the range. A request may ask (`fill_gaps`); otherwise a metric
+    with `join_to_timespine` fills a pure time series (every dimension on metric_time). Crossing the
+    periods with other dimensions multiplies rows (every day × every product × every country), so
+    that happens only when asked."""
+    if request.fill_gaps:
+        if not any(d.kind == METRIC_TIME for d in dims):
+            raise QueryError("fill_gaps lists every period of metric_time, and the request does not group by it",
+                             hint="add a dimension metric_time.<grain> (day, week, month, ...)")
+        return True
+    if request.fill_gaps is not None:
+        return False
+    declared = any(getattr(catalog.metrics[n], "join_to_timespine", False) for n in names)
+    return declared and bool(dims) and all(d.kind == METRIC_TIME for d in dims)
+
+
 def resolve(catalog: Catalog, request: QueryRequest) -> ResolvedQuery:
     names = _check_names(catalog, request)
     affinity = _affinity(catalog, names)
@@ -106,7 +122,7 @@ def resolve(catalog: Catalog, request: QueryRequest) -> ResolvedQuery:
     calendar = catalog.settings.calendar
     time = TimeContext(check_timezone(request.timezone), WEEKDAYS.index(calendar.week_start),
                        calendar.fiscal_year_start_month)
-    fill = any(getattr(catalog.metrics[n], "join_to_timespine", False) for n in names)
+    fill = _fill_gaps(catalog, request, names, dims)
     resolved = ResolvedQuery(request, dims, where, outputs, inputs, affinity, order, start, end,
                              conversions, having, time, fill)
     _check_time_needs(catalog, resolved)
@@ -151,9 +167,10 @@ def _affinity(catalog: Catalog, names) -> AffinityInfo | None:
     return first
 
 
-def _bind_filter(catalog: Catalog, text: str, index: int, item_model: str | None) -> BoundFilter:
+def _bind_filter(catalog: Catalog, where, index: int, item_model: str | None) -> BoundFilter:
     field = "where" if index == 0 else f"where[{index}]"
-    parsed = parse_filter(text, field=field)
+    parsed = parse_filter(where, field=field)  # text, or a condition tree a front end built
+    text = where if isinstance(where, str) else where.sql(SOURCE_DIALECT)
     refs = {ref: parse_ref(catalog, ref, item_model=item_model) for ref in parsed.refs}
     if isinstance(parsed.condition, exp.Column) and refs[parsed.refs[0]].type != "boolean":
         from .errors import FilterError
@@ -167,103 +184,122 @@ def _bind_filter(catalog: Catalog, text: str, index: int, item_model: str | None
 
 
 def _expand_metrics(catalog: Catalog, names) -> tuple[tuple, tuple, tuple]:
-    inputs: dict[tuple, MeasureInput] = {}
-    conversions: dict[str, ConversionInput] = {}
-    taken: set[str] = set(names)
+    expander = _Expander(catalog, names)
+    outputs = []
+    for name in names:
+        expander.asking = name
+        outputs.append((name, expander.expand(name, (), None)))
+    return tuple(outputs), tuple(expander.inputs.values()), tuple(expander.conversions.values())
 
-    def fresh(base: str) -> str:
+
+class _Expander:
+    """Metrics -> the measure inputs they aggregate and an expression over those; one method per
+    metric type, chosen in `_EXPAND`."""
+
+    def __init__(self, catalog: Catalog, names):
+        self.catalog = catalog
+        self.inputs: dict[tuple, MeasureInput] = {}
+        self.conversions: dict[str, ConversionInput] = {}
+        self.taken: set[str] = set(names)
+        self.asking = ""  # the requested metric being expanded, named in messages
+
+    def fresh(self, base: str) -> str:
         alias, n = base, 1
-        while alias in taken:
+        while alias in self.taken:
             alias, n = f"{base}_{n}", n + 1
-        taken.add(alias)
+        self.taken.add(alias)
         return alias
 
-    asking = [""]  # the requested metric being expanded, named in messages
-
-    def measure_input(metric: m.SimpleMetric, extra, offset=None, cumulative=None) -> MeasureInput:
-        measure = split_measure_ref(catalog, metric.measure)
-        own = catalog.metric_filters.get(metric.name)
+    def measure_input(self, metric: m.SimpleMetric, extra, offset=None, cumulative=None) -> MeasureInput:
+        measure = split_measure_ref(self.catalog, metric.measure)
+        own = self.catalog.metric_filters.get(metric.name)
         filters = ((own,) if own else ()) + extra
         key = (measure.ref, tuple(id(f) for f in filters), offset, cumulative)
-        found = inputs.get(key)
+        found = self.inputs.get(key)
         if found is None:
             plain = not extra and offset is None and cumulative is None
-            alias = metric.name if plain and metric.name not in {i.alias for i in inputs.values()} \
-                else fresh(metric.name)
-            taken.add(alias)
-            found = inputs[key] = MeasureInput(alias, measure, filters, asking[0], offset, cumulative)
+            alias = metric.name if plain and metric.name not in {i.alias for i in self.inputs.values()} \
+                else self.fresh(metric.name)
+            self.taken.add(alias)
+            found = self.inputs[key] = MeasureInput(alias, measure, filters, self.asking, offset, cumulative)
         return found
 
-    def event_input(metric: m.SimpleMetric, extra) -> MeasureInput:
-        own = catalog.metric_filters.get(metric.name)
-        return MeasureInput(metric.name, split_measure_ref(catalog, metric.measure),
+    def event_input(self, metric: m.SimpleMetric, extra) -> MeasureInput:
+        own = self.catalog.metric_filters.get(metric.name)
+        return MeasureInput(metric.name, split_measure_ref(self.catalog, metric.measure),
                             ((own,) if own else ()) + extra, metric.name)
 
-    def expand(name: str, extra: tuple, offset: Window | None) -> exp.Expression:
-        metric = catalog.metrics[name]
-        value = _expand_one(metric, extra, offset)
+    def expand(self, name: str, extra: tuple, offset: Window | None) -> exp.Expression:
+        metric = self.catalog.metrics[name]
+        by_type = _EXPAND.get(type(metric))
+        if by_type is None:
+            raise QueryError(f"metric '{metric.name}' of type {metric.type} cannot be used inside another metric",
+                             hint="query it on its own")
+        value = by_type(self, metric, extra, offset)
         fill = getattr(metric, "fill_nulls_with", None)
         if fill is not None:
             fill = int(fill) if float(fill).is_integer() else fill  # 0 keeps counts whole numbers
             value = exp.Coalesce(this=value, expressions=[exp.convert(fill)])
         return value
 
-    def _expand_one(metric, extra, offset) -> exp.Expression:
-        if isinstance(metric, m.SimpleMetric):
-            return exp.column(measure_input(metric, extra, offset).alias)
-        if isinstance(metric, m.RatioMetric):
-            num = expand_input(metric, metric.numerator, extra, offset)
-            den = expand_input(metric, metric.denominator, extra, offset)
-            return exp.Div(this=exp.cast(num, exp.DataType.Type.DOUBLE),
-                           expression=exp.Nullif(this=den, expression=exp.Literal.number(0)))
-        if isinstance(metric, m.DerivedMetric):
-            values = {(i if isinstance(i, str) else (i.alias or i.name)): expand_input(metric, i, extra, offset)
-                      for i in metric.metrics}
-            tree = catalog.derived_exprs[metric.name]
-            return tree.transform(lambda node: exp.Paren(this=values[node.name].copy())
-                                  if isinstance(node, exp.Column) else node)
-        if isinstance(metric, m.CumulativeMetric):
-            spec = Cumulative(parse_window(metric.window) if metric.window else None, metric.grain_to_date)
-            if offset is not None:
-                raise QueryError(f"metric '{metric.name}' is cumulative and cannot be shifted in time",
-                                 hint="shift the metric it accumulates instead")
-            return exp.column(measure_input(catalog.metrics[metric.metric], extra, None, spec).alias)
-        if isinstance(metric, m.ConversionMetric):
-            if offset is not None:
-                raise QueryError(f"metric '{metric.name}' is a conversion metric and cannot be shifted in time")
-            found = conversions.get(metric.name)
-            if found is None:
-                # the events are counted by the conversion node, not as plain aggregates
-                base = event_input(catalog.metrics[metric.base], extra)
-                conversion = event_input(catalog.metrics[metric.conversion], ())
-                found = conversions[metric.name] = ConversionInput(
-                    metric.name, fresh(f"{metric.name}_base"), fresh(f"{metric.name}_conversions"),
-                    base, conversion, metric.entity, parse_window(metric.window))
-            converted = exp.column(found.conversion_alias)
-            if metric.calculation == "conversions":
-                return converted
-            return exp.Div(this=exp.cast(converted, exp.DataType.Type.DOUBLE),
-                           expression=exp.Nullif(this=exp.column(found.base_alias), expression=exp.Literal.number(0)))
-        raise QueryError(f"metric '{metric.name}' of type {metric.type} cannot be used inside another metric",
-                         hint="query it on its own")
-
-    def expand_input(parent, inp, extra, offset) -> exp.Expression:
+    def expand_input(self, parent, inp, extra, offset) -> exp.Expression:
         if isinstance(inp, str):
-            return expand(inp, extra, offset)
-        own = catalog.input_filters.get((parent.name, inp.alias or inp.name))
+            return self.expand(inp, extra, offset)
+        own = self.catalog.input_filters.get((parent.name, inp.alias or inp.name))
         shifted = offset
         if inp.offset_window:
             if offset is not None:
                 raise QueryError(f"metric '{parent.name}': time offsets cannot be nested",
                                  hint="shift the innermost metric once")
             shifted = parse_window(inp.offset_window)
-        return expand(inp.name, extra + ((own,) if own else ()), shifted)
+        return self.expand(inp.name, extra + ((own,) if own else ()), shifted)
 
-    outputs = []
-    for name in names:
-        asking[0] = name
-        outputs.append((name, expand(name, (), None)))
-    return tuple(outputs), tuple(inputs.values()), tuple(conversions.values())
+    # --- one per metric type ---
+
+    def simple(self, metric: m.SimpleMetric, extra, offset) -> exp.Expression:
+        return exp.column(self.measure_input(metric, extra, offset).alias)
+
+    def ratio(self, metric: m.RatioMetric, extra, offset) -> exp.Expression:
+        num = self.expand_input(metric, metric.numerator, extra, offset)
+        den = self.expand_input(metric, metric.denominator, extra, offset)
+        return exp.Div(this=exp.cast(num, exp.DataType.Type.DOUBLE),
+                       expression=exp.Nullif(this=den, expression=exp.Literal.number(0)))
+
+    def derived(self, metric: m.DerivedMetric, extra, offset) -> exp.Expression:
+        values = {(i if isinstance(i, str) else (i.alias or i.name)): self.expand_input(metric, i, extra, offset)
+                  for i in metric.metrics}
+        tree = self.catalog.derived_exprs[metric.name]
+        return tree.transform(lambda node: exp.Paren(this=values[node.name].copy())
+                              if isinstance(node, exp.Column) else node)
+
+    def cumulative(self, metric: m.CumulativeMetric, extra, offset) -> exp.Expression:
+        spec = Cumulative(parse_window(metric.window) if metric.window else None, metric.grain_to_date)
+        if offset is not None:
+            raise QueryError(f"metric '{metric.name}' is cumulative and cannot be shifted in time",
+                             hint="shift the metric it accumulates instead")
+        return exp.column(self.measure_input(self.catalog.metrics[metric.metric], extra, None, spec).alias)
+
+    def conversion(self, metric: m.ConversionMetric, extra, offset) -> exp.Expression:
+        if offset is not None:
+            raise QueryError(f"metric '{metric.name}' is a conversion metric and cannot be shifted in time")
+        found = self.conversions.get(metric.name)
+        if found is None:
+            # the events are counted by the conversion node, not as plain aggregates
+            base = self.event_input(self.catalog.metrics[metric.base], extra)
+            conversion = self.event_input(self.catalog.metrics[metric.conversion], ())
+            found = self.conversions[metric.name] = ConversionInput(
+                metric.name, self.fresh(f"{metric.name}_base"), self.fresh(f"{metric.name}_conversions"),
+                base, conversion, metric.entity, parse_window(metric.window))
+        converted = exp.column(found.conversion_alias)
+        if metric.calculation == "conversions":
+            return converted
+        return exp.Div(this=exp.cast(converted, exp.DataType.Type.DOUBLE),
+                       expression=exp.Nullif(this=exp.column(found.base_alias), expression=exp.Literal.number(0)))
+
+
+# affinity metrics are planned on their own (resolve's `_affinity`), never expanded
+_EXPAND = {m.SimpleMetric: _Expander.simple, m.RatioMetric: _Expander.ratio, m.DerivedMetric: _Expander.derived,
+           m.CumulativeMetric: _Expander.cumulative, m.ConversionMetric: _Expander.conversion}
 
 
 # --- the rest of the request ---------------------------------------------------------------------

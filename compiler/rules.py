@@ -104,13 +104,13 @@ def _id(kind: str, name: str) -> str:
 
 def _governed(catalog: Catalog):
     for name, metric in catalog.metrics.items():
-        yield "metric", name, metric, catalog.origins.get(f"metrics:{name}")
+        yield "metric", name, metric, metric.location
     for name, model in catalog.models.items():
-        yield "semantic model", name, model.definition, catalog.origins.get(f"model:{name}")
+        yield "semantic model", name, model.definition, model.definition.location_of("name")
     for name, view in catalog.views.items():
-        yield "view", name, view, catalog.origins.get(f"views:{name}")
+        yield "view", name, view, view.location
     for name, sq in catalog.saved_queries.items():
-        yield "saved query", name, sq, catalog.origins.get(f"saved_queries:{name}")
+        yield "saved query", name, sq, sq.location
 
 
 def _deprecation(catalog: Catalog, kind, name, obj, location) -> list[RuleProblem]:

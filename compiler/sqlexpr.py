@@ -63,8 +63,12 @@ def column_ref(column: exp.Column) -> str:
     return ".".join(part.name for part in column.parts)
 
 
-def parse_filter(text: str, *, field: str = "where") -> ParsedFilter:
-    """Parse a user filter and check it against the allow-list."""
+def parse_filter(text: str | exp.Expression, *, field: str = "where") -> ParsedFilter:
+    """Parse a user filter and check it against the allow-list. A front end that built the condition
+    itself (structured filters, SQL over the wire) hands the tree: it is checked the same way, never
+    rendered to text and parsed again."""
+    if isinstance(text, exp.Expression):
+        return check_filter(text.copy(), field=field, text=text.sql(SOURCE_DIALECT)[:200])
     if not isinstance(text, str) or not text.strip():
         raise FilterError("a filter must be a non-empty boolean expression",
                           location=Location(path=field))
@@ -80,6 +84,11 @@ def parse_filter(text: str, *, field: str = "where") -> ParsedFilter:
         raise FilterError("comments (-- or /* */) are not allowed in a filter",
                           location=Location(path=field),
                           hint="remove the comment; a filter is a single boolean expression")
+    return check_filter(tree, field=field, text=text)
+
+
+def check_filter(tree: exp.Expression, *, field: str = "where", text: str = "") -> ParsedFilter:
+    """Walk every node of a filter against the allow-list (the tree is kept and may be changed)."""
     refs: list[str] = []
     for node in tree.walk():
         if not isinstance(node, _FILTER_NODES):

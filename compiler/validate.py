@@ -17,6 +17,7 @@ from . import model as m
 from .catalog import (AffinityInfo, Catalog, DimensionInfo, EntityInfo, MeasureInfo, ModelInfo,
                       NonAdditiveInfo, PerEntityInfo, alias_id, build_edges)
 from .errors import CanonError, CatalogErrors, ConfigError, Location, did_you_mean
+from .facts import build_facts, inputs_of
 from .load import Document
 from .sqlexpr import parse_definition_expr, parse_filter, parse_model_sql
 
@@ -79,6 +80,7 @@ def build_catalog(documents: list[Document], read_errors: list[CanonError] = ())
         _check_saved_queries_and_views(catalog, problems)
     if problems.errors:
         raise CatalogErrors(problems.errors)
+    catalog.facts = build_facts(catalog)
     catalog.version = _version(documents)
     return catalog
 
@@ -128,13 +130,37 @@ def _parse_documents(documents, problems):
             if parsed is None:
                 continue
         if doc.kind == "semantic_models":
-            if parsed.semantic_model:
-                models.append((parsed.semantic_model, doc, ("semantic_model",)))
-            models += [(sm, doc, ("semantic_models", problems.raw_index(doc, "semantic_models", i)))
-                       for i, sm in enumerate(parsed.semantic_models)]
+            found = [(parsed.semantic_model, ("semantic_model",))] if parsed.semantic_model else []
+            found += [(sm, ("semantic_models", problems.raw_index(doc, "semantic_models", i)))
+                      for i, sm in enumerate(parsed.semantic_models)]
+            for sm, path in found:
+                _attach(sm, doc, path)
+                models.append((sm, doc, path))
         else:
+            for section in ("metrics", "saved_queries", "views", "glossary"):
+                for i, item in enumerate(getattr(parsed, section)):
+                    _attach(item, doc, (section, problems.raw_index(doc, section, i)))
             metric_files.append((parsed, doc))
     return models, metric_files
+
+
+def _attach(obj: m.Frozen, doc: Document, path: tuple):
+    """Give a definition, and each one nested in it, its place in the YAML file."""
+    data = doc.data
+    for segment in path:
+        data = data[segment]  # the path of a parsed definition is in the data
+    positions = doc.positions
+    obj._source = m.Source(doc.file, positions[path], {key: positions[path + (key,)] for key in data})
+    for key, raw in data.items():
+        if not isinstance(raw, (dict, list)):
+            continue  # a scalar holds no definition
+        value = getattr(obj, key, None)
+        if isinstance(value, m.Frozen):
+            _attach(value, doc, path + (key,))
+        elif isinstance(value, tuple):
+            for i, item in enumerate(value):
+                if isinstance(item, m.Frozen):
+                    _attach(item, doc, path + (key, i))
 
 
 def _salvage(doc: Document, expected: type[BaseModel], errors: list[dict], problems: Problems):
@@ -257,10 +283,10 @@ def _build_models(defs, catalog: Catalog, problems: Problems):
     for sm, doc, base in defs:
         here = lambda *p, doc=doc, base=base: doc.location(base + p)  # noqa: E731
         if sm.name in catalog.models:
+            first = catalog.models[sm.name].definition.location_of("name")
             problems.add(f"semantic model '{sm.name}' is defined twice", here("name"),
-                         f"first defined at {catalog.origins['model:' + sm.name]}; rename one")
+                         f"first defined at {first}; rename one")
             continue
-        catalog.origins["model:" + sm.name] = here("name")
         if sm.table:
             source: exp.Expression = exp.to_table(sm.table)
         else:
@@ -281,7 +307,6 @@ def _build_models(defs, catalog: Catalog, problems: Problems):
         entities, dimensions, measures = {}, {}, {}
         for i, ent in enumerate(sm.entities):
             _unique_name(ent.name, entities, "entity", here("entities", i), problems)
-            catalog.origins.setdefault(f"entity:{sm.name}.{ent.name}", here("entities", i))
             tree = parsed(ent.sql, f"entity {ent.name}", ("entities", i, "expr"))
             if tree is not None:
                 entities[ent.name] = EntityInfo(ent.name, ent.type, tree)
@@ -389,7 +414,7 @@ def _check_entities(catalog: Catalog, problems: Problems):
             if ent.type != "primary" and ent.name not in catalog.entity_owner and not problems.is_broken(ent.name):
                 problems.add(
                     f"entity '{ent.name}' of model '{model.name}' is not the primary entity of any model",
-                    catalog.origins.get(f"entity:{model.name}.{ent.name}", catalog.origins["model:" + model.name]),
+                    ent.location or model.definition.location_of("name"),
                     did_you_mean(ent.name, catalog.entity_owner) + " (or add a model with it as primary)",
                 )
 
@@ -401,7 +426,7 @@ def _resolve_default_times(catalog: Catalog, problems: Problems):
         ref = model.definition.default_time
         if ref is None:
             continue
-        where = catalog.origins["model:" + name]
+        where = model.definition.location_of("name")
         full = ref if "." in ref else f"{name}.{ref}"
         if problems.is_broken(full):
             continue
@@ -430,66 +455,58 @@ def _safe_path(catalog: Catalog, source: str, target: str):
 
 
 def _register_metrics(metric_files, catalog: Catalog, problems: Problems):
-    for parsed, doc in metric_files:
+    for parsed, _ in metric_files:
         for section in ("metrics", "saved_queries", "views", "glossary"):
             store = {"metrics": catalog.metrics, "saved_queries": catalog.saved_queries,
                      "views": catalog.views, "glossary": catalog.glossary}[section]
-            for i, item in enumerate(getattr(parsed, section)):
-                i = problems.raw_index(doc, section, i)
-                key = f"{section}:{item.name}"
-                location = doc.location((section, i))
+            for item in getattr(parsed, section):
                 if item.name in store:
                     what = {"glossary": "glossary term"}.get(section, section[:-1].replace('_', ' '))
-                    problems.add(f"{what} '{item.name}' is defined twice", location,
-                                 f"first defined at {catalog.origins[key]}; rename one")
+                    problems.add(f"{what} '{item.name}' is defined twice", item.location,
+                                 f"first defined at {store[item.name].location}; rename one")
                     continue
                 store[item.name] = item
-                catalog.origins[key] = location
-                for part in ("measure", "filter", "numerator", "denominator", "expr", "metrics"):
-                    if isinstance(doc.data, dict) and part in (doc.data[section][i] or {}):
-                        catalog.origins[f"{key}.{part}"] = doc.location((section, i, part))
 
 
 def _check_metrics(catalog: Catalog, problems: Problems):
+    for metric in catalog.metrics.values():
+        _METRIC_CHECKS[type(metric)](catalog, metric, problems)
+
+
+def _check_simple(catalog: Catalog, metric: m.SimpleMetric, problems: Problems):
     from .refs import check_filter_refs, split_measure_ref
 
-    for name, metric in catalog.metrics.items():
-        where = catalog.origins[f"metrics:{name}"]
-        at = lambda part, name=name, where=where: catalog.origins.get(f"metrics:{name}.{part}", where)  # noqa: E731
-        if isinstance(metric, m.SimpleMetric):
-            if problems.is_broken(metric.measure):
-                continue
-            measure = problems.check(lambda: split_measure_ref(catalog, metric.measure), at("measure"),
-                                     f"metric '{name}': ")
-            if metric.filter and measure is not None:
-                parsed = problems.check(lambda: parse_filter(metric.filter, field="filter"), at("filter"),
-                                        f"metric '{name}' filter: ")
-                if parsed is not None and not problems.is_broken(*parsed.refs) and problems.check(
-                        lambda: check_filter_refs(catalog, parsed, measure.model), at("filter"),
-                        f"metric '{name}' filter: ") is not None:
-                    catalog.metric_filters[name] = parsed
-        elif isinstance(metric, (m.RatioMetric, m.DerivedMetric)):
-            inputs = (metric.numerator, metric.denominator) if isinstance(metric, m.RatioMetric) else metric.metrics
-            for inp in inputs:
-                inp_name = inp if isinstance(inp, str) else inp.name
-                if inp_name not in catalog.metrics:
-                    if problems.is_broken(inp_name):
-                        continue
-                    part = ("metrics" if isinstance(metric, m.DerivedMetric)
-                            else "numerator" if inp is metric.numerator else "denominator")
-                    problems.add(f"metric '{name}' uses unknown metric '{inp_name}'", at(part),
-                                 did_you_mean(inp_name, catalog.metrics))
-                elif isinstance(inp, m.MetricInput) and inp.filter:
-                    parsed = problems.check(lambda: parse_filter(inp.filter, field="filter"), where,
-                                            f"metric '{name}' input '{inp_name}' filter: ")
-                    if parsed is not None:
-                        catalog.input_filters[(name, inp.alias or inp.name)] = parsed
-            if isinstance(metric, m.DerivedMetric):
-                _check_derived_expr(catalog, metric, where, problems)
-        elif isinstance(metric, m.AffinityMetric):
-            _check_affinity(catalog, metric, where, problems)
-        elif isinstance(metric, (m.CumulativeMetric, m.ConversionMetric)):
-            _check_time_metric(catalog, metric, where, problems)
+    name = metric.name
+    if problems.is_broken(metric.measure):
+        return
+    measure = problems.check(lambda: split_measure_ref(catalog, metric.measure), metric.location_of("measure"),
+                             f"metric '{name}': ")
+    if metric.filter and measure is not None:
+        at = metric.location_of("filter")
+        parsed = problems.check(lambda: parse_filter(metric.filter, field="filter"), at, f"metric '{name}' filter: ")
+        if parsed is not None and not problems.is_broken(*parsed.refs) and problems.check(
+                lambda: check_filter_refs(catalog, parsed, measure.model), at, f"metric '{name}' filter: ") is not None:
+            catalog.metric_filters[name] = parsed
+
+
+def _check_inputs(catalog: Catalog, metric: m.RatioMetric | m.DerivedMetric, problems: Problems):
+    """Ratio and derived metrics: each input names a metric; an input's filter parses."""
+    name, where = metric.name, metric.location
+    for use in inputs_of(metric):
+        if use.metric not in catalog.metrics:
+            if not problems.is_broken(use.metric):
+                problems.add(f"metric '{name}' uses unknown metric '{use.metric}'", metric.location_of(use.role),
+                             did_you_mean(use.metric, catalog.metrics))
+        elif use.filter:
+            parsed = problems.check(lambda: parse_filter(use.filter, field="filter"), where,
+                                    f"metric '{name}' input '{use.metric}' filter: ")
+            if parsed is not None:
+                catalog.input_filters[(name, use.alias or use.metric)] = parsed
+
+
+def _check_derived(catalog: Catalog, metric: m.DerivedMetric, problems: Problems):
+    _check_inputs(catalog, metric, problems)
+    _check_derived_expr(catalog, metric, metric.location, problems)
 
 
 def _simple_input(catalog: Catalog, owner: str, name: str, role: str, where, problems: Problems):
@@ -505,12 +522,14 @@ def _simple_input(catalog: Catalog, owner: str, name: str, role: str, where, pro
     return target
 
 
-def _check_time_metric(catalog: Catalog, metric, where, problems: Problems):
+def _check_cumulative(catalog: Catalog, metric: m.CumulativeMetric, problems: Problems):
+    _simple_input(catalog, metric.name, metric.metric, "metric", metric.location, problems)
+
+
+def _check_conversion(catalog: Catalog, metric: m.ConversionMetric, problems: Problems):
     from .refs import split_measure_ref
 
-    if isinstance(metric, m.CumulativeMetric):
-        _simple_input(catalog, metric.name, metric.metric, "metric", where, problems)
-        return
+    where = metric.location
     base = _simple_input(catalog, metric.name, metric.base, "base", where, problems)
     conversion = _simple_input(catalog, metric.name, metric.conversion, "conversion", where, problems)
     for role, simple in (("base", base), ("conversion", conversion)):
@@ -545,9 +564,10 @@ def _check_derived_expr(catalog, metric: m.DerivedMetric, where, problems: Probl
     catalog.derived_exprs[metric.name] = tree
 
 
-def _check_affinity(catalog: Catalog, metric: m.AffinityMetric, where, problems: Problems):
+def _check_affinity(catalog: Catalog, metric: m.AffinityMetric, problems: Problems):
     from .refs import check_filter_refs
 
+    where = metric.location
     basket = catalog.model_for(metric.basket)
     item = catalog.model_for(metric.item)
     for role, entity, found in (("basket", metric.basket, basket), ("item", metric.item, item)):
@@ -576,18 +596,9 @@ def _check_affinity(catalog: Catalog, metric: m.AffinityMetric, where, problems:
     catalog.affinities[metric.name] = AffinityInfo(metric, bridges[0], basket.name, item.name, parsed)
 
 
-def metric_inputs(metric) -> list[str]:
-    if isinstance(metric, m.RatioMetric):
-        inputs = (metric.numerator, metric.denominator)
-    elif isinstance(metric, m.DerivedMetric):
-        inputs = metric.metrics
-    elif isinstance(metric, m.CumulativeMetric):
-        inputs = (metric.metric,)
-    elif isinstance(metric, m.ConversionMetric):
-        inputs = (metric.base, metric.conversion)
-    else:
-        return []
-    return [i if isinstance(i, str) else i.name for i in inputs]
+_METRIC_CHECKS = {m.SimpleMetric: _check_simple, m.RatioMetric: _check_inputs, m.DerivedMetric: _check_derived,
+                  m.CumulativeMetric: _check_cumulative, m.ConversionMetric: _check_conversion,
+                  m.AffinityMetric: _check_affinity}
 
 
 def _check_cycles(catalog: Catalog, problems: Problems):
@@ -598,12 +609,12 @@ def _check_cycles(catalog: Catalog, problems: Problems):
             return
         if state.get(name) == 1:
             cycle = trail[trail.index(name):] + [name]
-            problems.add(f"metrics form a cycle: {' -> '.join(cycle)}", catalog.origins[f"metrics:{name}"],
+            problems.add(f"metrics form a cycle: {' -> '.join(cycle)}", catalog.metrics[name].location,
                          "a metric may not depend on itself, directly or through others")
             return
         state[name] = 1
-        for dep in metric_inputs(catalog.metrics[name]):
-            visit(dep, trail + [name])
+        for use in inputs_of(catalog.metrics[name]):
+            visit(use.metric, trail + [name])
         state[name] = 2
 
     for name in catalog.metrics:
@@ -615,7 +626,7 @@ def _check_glossary(catalog: Catalog, problems: Problems):
     from .refs import parse_ref
 
     for name, entry in catalog.glossary.items():
-        where = catalog.origins[f"glossary:{name}"]
+        where = entry.location
         for metric in entry.metrics:
             if metric not in catalog.metrics:
                 problems.add(f"glossary term '{name}' names unknown metric '{metric}'", where,
@@ -636,10 +647,10 @@ def _check_saved_queries_and_views(catalog: Catalog, problems: Problems):
     for name, sq in catalog.saved_queries.items():
         request = QueryRequest(metrics=sq.metrics, dimensions=sq.dimensions,
                                where=(sq.where,) if sq.where else (), order=sq.order, limit=sq.limit)
-        problems.check(lambda: compile_request(catalog, request), catalog.origins[f"saved_queries:{name}"],
+        problems.check(lambda: compile_request(catalog, request), sq.location,
                        f"saved query '{name}': ")
     for name, view in catalog.views.items():
-        where = catalog.origins[f"views:{name}"]
+        where = view.location
         for metric in view.metrics:
             for dim in view.dimensions:
                 ref = dim if isinstance(dim, str) else dim.ref

@@ -19,7 +19,7 @@ from canon.compiler.compile import load_catalog
 from canon.compiler.load import find_definition_files
 
 CACHE_FILE = Path(".canon") / "catalog.pickle"
-FORMAT = 2  # 2: modules live under canon.
+FORMAT = 3  # 2: modules live under canon.; 3: metric facts, locations on the definitions
 
 
 def fingerprint(project: Path) -> str:

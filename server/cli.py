@@ -70,6 +70,9 @@ def _query_options(f):
         click.option("--having", "having", multiple=True, help="Condition on metric values, e.g. 'revenue > 1000'."),
         click.option("--timezone", "--tz", "timezone", default=None, help="IANA time zone for days, weeks and months."),
         click.option("--today", default=None, help="The date relative ranges count from (default: canon.yml, then the clock)."),
+        click.option("--fill-gaps/--no-fill-gaps", "fill_gaps", default=None,
+                     help="List every period of metric_time, crossed with the other dimensions (default: only a "
+                          "pure time series of metrics with join_to_timespine)."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -77,11 +80,12 @@ def _query_options(f):
 
 
 def _request(metrics, dimensions, where, order, limit, start, end, time_range=None, having=(), timezone=None,
-             today=None):
+             today=None, fill_gaps=None):
     from canon.compiler.request import QueryRequest
 
     return QueryRequest(metrics=metrics, dimensions=dimensions, where=where, order=order, limit=limit,
-                        start=start, end=end, time_range=time_range, having=having, timezone=timezone, today=today)
+                        start=start, end=end, time_range=time_range, having=having, timezone=timezone, today=today,
+                        fill_gaps=fill_gaps)
 
 
 def _catalog(project, *, cached: bool = True):
@@ -100,37 +104,23 @@ def _catalog(project, *, cached: bool = True):
 @main.command()
 @_query_options
 @click.option("--warehouse", default=None, help="DuckDB file or postgresql:// URL (default: $CANON_WAREHOUSE, canon.yml, the demo).")
+@click.option("--timeout", type=click.FloatRange(min=0.001), default=None,
+              help="This query's time cap in seconds (default: limits.query_timeout_s in canon.yml, 30).")
 @click.option("--format", "-f", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 def query(project, metrics, dimensions, where, order, limit, start, end, time_range, having, timezone, today,
-          warehouse, fmt):
+          fill_gaps, warehouse, timeout, fmt):
     """Compute metrics by dimensions on the warehouse."""
-    from canon.server.project import warehouse_url
-    from canon.server.service import run_query
-    from canon.server.warehouse import open_warehouse
+    from canon.server.runtime import Identity, Runtime
 
-    root, catalog = _catalog(project)
-    request = _request(metrics, dimensions, where, order, limit, start, end, time_range, having, timezone, today)
-    from canon.compiler.compile import compile_request
-
-    compile_request(catalog, request)  # reject bad requests before touching the warehouse
-    store = open_warehouse(warehouse_url(root, warehouse))
-    try:
-        result = run_query(catalog, store, request, freshness=_freshness(catalog, store))
-    finally:
-        store.close()
+    request = _request(metrics, dimensions, where, order, limit, start, end, time_range, having, timezone, today,
+                       fill_gaps)
+    with Runtime.open(project, warehouse, cached_catalog=True) as runtime:
+        runtime.prepare(request, timeout_s=timeout)  # a bad request fails here, before the warehouse is opened
+        runtime.freshness.refresh()  # one small query per monitored source, for stale-source warnings
+        result = runtime.query(request, identity=Identity(via="cli"), timeout_s=timeout)
     for warning in result.warnings or ():
         click.echo(f"warning: {warning}", err=True)
     _print_result(result, fmt)
-
-
-def _freshness(catalog, store):
-    """The freshness of monitored sources, when the catalog declares any (one small query each)."""
-    if not any(m.definition.freshness for m in catalog.models.values()):
-        return None
-    from canon.server.governance.freshness import freshness_report
-    from canon.server.service import freshness_now
-
-    return freshness_report(catalog, store, now=freshness_now(catalog))
 
 
 def _print_result(result, fmt):
@@ -160,13 +150,13 @@ def _print_result(result, fmt):
 @click.option("--dialect", "-d", default="duckdb", show_default=True,
               help="duckdb, postgres, snowflake, bigquery, spark, trino or clickhouse.")
 def compile_command(project, metrics, dimensions, where, order, limit, start, end, time_range, having, timezone,
-                    today, dialect):
+                    today, fill_gaps, dialect):
     """Print the SQL a request compiles to."""
     from canon.compiler.compile import compile_request
 
     _, catalog = _catalog(project)
     compiled = compile_request(catalog, _request(metrics, dimensions, where, order, limit, start, end, time_range,
-                                                 having, timezone, today), dialect, pretty=True)
+                                                 having, timezone, today, fill_gaps), dialect, pretty=True)
     click.echo(compiled.sql)
 
 
@@ -221,8 +211,7 @@ def _demo_to_postgres(url, path, scale, seed):
     from canon.compiler.errors import ConfigError
     from canon.server.demo import build_demo
     from canon.server.pg_load import load_demo_into_postgres
-    from canon.server.postgres import redact
-    from canon.server.warehouse import is_postgres_url
+    from canon.server.warehouses.postgres import is_postgres_url, redact
 
     if not is_postgres_url(url):
         raise ConfigError(f"--target must be a postgresql:// URL, got {url!r}",
@@ -267,10 +256,11 @@ def list_metrics(project, fmt):
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--warehouse", default=None, help="DuckDB file or postgresql:// URL (default: $CANON_WAREHOUSE, canon.yml, the demo).")
-@click.option("--query-timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
-              help="Seconds a query may run before it is cancelled (504).")
-@click.option("--max-rows", type=click.IntRange(min=1), default=100_000, show_default=True,
-              help="Most rows one query may return.")
+@click.option("--query-timeout", type=click.FloatRange(min=0.1), default=None,
+              help="Seconds a query may run before it is cancelled in the engine (504) "
+                   "[default: limits.query_timeout_s in canon.yml, else 30].")
+@click.option("--max-rows", type=click.IntRange(min=1), default=None,
+              help="Most rows one query may return [default: limits.max_rows in canon.yml, else 100000].")
 @click.option("--reload-interval", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Seconds between checks of the definition files (0: no hot reload).")
 @click.option("--pg-port", type=click.IntRange(0, 65535), default=None,
@@ -310,15 +300,22 @@ def _check_governance(root, catalog) -> None:
         raise CatalogErrors(errors)
 
 
-def _open_optional_warehouse(root, warehouse):
-    from canon.compiler.errors import WarehouseError
-    from canon.server.project import warehouse_url
-    from canon.server.warehouse import open_warehouse
+def _open_optional_runtime(project, warehouse):
+    """The runtime, when its warehouse can be opened (`canon diff` shows numbers only then)."""
+    from canon.compiler.errors import CanonError, WarehouseError
+    from canon.server.runtime import Runtime
 
     try:
-        return open_warehouse(warehouse_url(root, warehouse))
+        runtime = Runtime.open(project, warehouse, cached_catalog=True)
+    except CanonError as error:  # an invalid working tree: diff reports it; no numbers
+        click.echo(f"note: {error.message}; continuing without the warehouse", err=True)
+        return None
+    try:
+        runtime.warehouse()
+        return runtime
     except WarehouseError as error:
         click.echo(f"note: {error.message}; continuing without the warehouse", err=True)
+        runtime.close()
         return None
 
 
@@ -365,12 +362,12 @@ def diff_command(project, base_ref, fmt, warehouse, no_numbers, sample_by):
     from canon.server.project import find_project
 
     root = find_project(project)
-    store = None if no_numbers else _open_optional_warehouse(root, warehouse)
+    runtime = None if no_numbers else _open_optional_runtime(root, warehouse)
     try:
-        report = diff_project(root, base_ref, warehouse=store, sample_by=sample_by)
+        report = diff_project(root, base_ref, warehouse=runtime and runtime.internal, sample_by=sample_by)
     finally:
-        if store is not None:
-            store.close()
+        if runtime is not None:
+            runtime.close()
     click.echo(render(report, fmt), nl=fmt != "markdown")
     sys.exit(report.exit_code)
 
@@ -403,15 +400,10 @@ def test_command(project, model, warehouse, fmt, sample_size):
     import json
 
     from canon.server.governance.datatests import run_data_tests
-    from canon.server.project import warehouse_url
-    from canon.server.warehouse import open_warehouse
+    from canon.server.runtime import Runtime
 
-    root, catalog = _catalog(project)
-    store = open_warehouse(warehouse_url(root, warehouse))
-    try:
-        results = run_data_tests(catalog, store, model=model, sample_size=sample_size)
-    finally:
-        store.close()
+    with Runtime.open(project, warehouse, cached_catalog=True) as runtime:
+        results = run_data_tests(runtime.catalog, runtime.internal, model=model, sample_size=sample_size)
     if fmt == "json":
         click.echo(json.dumps([r.to_dict() for r in results], ensure_ascii=False, default=str, indent=2))
     else:
@@ -441,20 +433,15 @@ def freshness_command(project, warehouse, now, fmt):
 
     from canon.compiler.errors import QueryError
     from canon.server.governance.freshness import format_age, freshness_report
-    from canon.server.project import warehouse_url
-    from canon.server.warehouse import open_warehouse
+    from canon.server.runtime import Runtime
 
     if now is not None:
         try:
             now = dt.datetime.fromisoformat(now)
         except ValueError:
             raise QueryError(f"--now {now!r} is not an ISO date or time", hint="e.g. --now 2026-01-09T12:00:00") from None
-    root, catalog = _catalog(project)
-    store = open_warehouse(warehouse_url(root, warehouse))
-    try:
-        report = freshness_report(catalog, store, now=now)
-    finally:
-        store.close()
+    with Runtime.open(project, warehouse, cached_catalog=True) as runtime:
+        report = freshness_report(runtime.catalog, runtime.internal, now=now)
     if fmt == "json":
         click.echo(json.dumps([s.to_dict() for s in report], ensure_ascii=False, indent=2))
     else:
@@ -476,28 +463,34 @@ def freshness_command(project, warehouse, now, fmt):
 @click.option("--warehouse", default=None, help="DuckDB file or postgresql:// URL (default: $CANON_WAREHOUSE, canon.yml, the demo).")
 @click.option("--tls-cert", default=None, type=click.Path(dir_okay=False, exists=True), help="PEM certificate: enables TLS.")
 @click.option("--tls-key", default=None, type=click.Path(dir_okay=False, exists=True), help="PEM private key for --tls-cert.")
-def pg_command(project, host, port, warehouse, tls_cert, tls_key):
+@click.option("--query-timeout", type=click.FloatRange(min=0.1), default=None,
+              help="Seconds a statement may run before it is cancelled in the engine (57014) "
+                   "[default: limits.query_timeout_s in canon.yml, else 30].")
+@click.option("--max-rows", type=click.IntRange(min=1), default=None,
+              help="Most rows one statement may return (54000 past it) [default: limits.max_rows, else 100000].")
+def pg_command(project, host, port, warehouse, tls_cert, tls_key, query_timeout, max_rows):
     """Serve the catalog's views over the PostgreSQL wire protocol (psql, BI tools, drivers).
 
     Credentials: $CANON_PG_USER / $CANON_PG_PASSWORD, else `pg: {user, password}` in canon.yml,
     else canon / canon (SCRAM-SHA-256). Any database name is accepted."""
     import asyncio
 
-    from canon.server.catalog_cache import load_catalog_cached
     from canon.server.pgwire.server import credentials, make_ssl_context, serve
-    from canon.server.project import load_config, warehouse_url
-    from canon.server.warehouse import open_warehouse
+    from canon.server.project import load_config
+    from canon.server.runtime import Runtime
 
-    root, _ = _catalog(project)  # fail fast on an invalid catalog
-    user, password = credentials(load_config(root))
-    store = open_warehouse(warehouse_url(root, warehouse))
+    runtime = Runtime.open(project, warehouse, cached_catalog=True, reload_interval_s=1.0,  # fails fast when invalid
+                           query_timeout_s=query_timeout, max_rows=max_rows)
+    user, password = credentials(load_config(runtime.project))
+    runtime.warehouse()  # fail fast when the warehouse cannot be opened
+    runtime.start()
 
     def ready(bound):
         click.echo(f"canon pg: listening on {host}:{bound} (user {user}); "
                    f"psql \"postgresql://{user}@{host}:{bound}/canon\"", err=True)
 
     try:
-        asyncio.run(serve(lambda: load_catalog_cached(root), store, host, port, user, password,
+        asyncio.run(serve(runtime, host, port, user, password,
                           ssl_context=make_ssl_context(tls_cert, tls_key), ready=ready))
     except KeyboardInterrupt:
         pass
@@ -505,7 +498,7 @@ def pg_command(project, host, port, warehouse, tls_cert, tls_key):
         click.echo(f"error: cannot listen on {host}:{port}: {error.strerror or error}", err=True)
         sys.exit(1)
     finally:
-        store.close()
+        runtime.close()
 
 
 # --- cross-sell, recommendations, upsell, audiences (issue 5) ---------------------------------------

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 from typing import Any
@@ -25,14 +25,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlglot import exp
 
-from canon.compiler import model as m
-from canon.compiler.compile import compile_request
 from canon.compiler.calendar import check_timezone
 from canon.compiler.errors import CanonError, Location, QueryError, UnknownNameError, did_you_mean
 from canon.compiler.model import GRAINS
 from canon.compiler.refs import METRIC_TIME, SIDES, parse_ref
 from canon.compiler.request import QueryRequest
-from canon.compiler.sqlexpr import SOURCE_DIALECT
 
 router = APIRouter(prefix="/cubejs-api/v1", tags=["cube"])
 
@@ -97,12 +94,7 @@ def build_schema(catalog) -> CubeSchema:
     def metric_member(cube: str, name: str) -> Member:
         metric = catalog.metrics[name]
         label = metric.label or _title(name)
-        agg = "number"
-        if isinstance(metric, m.SimpleMetric):
-            model_name, _, measure = metric.measure.partition(".")
-            info = catalog.models.get(model_name)
-            if info and measure in info.measures:
-                agg = AGG_TYPES.get(info.measures[measure].agg, "number")
+        agg = AGG_TYPES.get(catalog.facts[name].agg, "number")
         return Member(f"{cube}.{name}", name, "measure", "number", f"{_title(cube)} {label}", label,
                       " ".join((metric.description or "").split()) or None, agg)
 
@@ -337,7 +329,7 @@ def translate(catalog, schema: CubeSchema, query, *, max_rows: int, today: date 
         if td.get("dateRange") is not None:
             start, end = date_range(td["dateRange"], f"{path}.dateRange", today=today)
             condition = range_condition(column_for(member.ref, path), start, end)
-            where.append(condition.sql(dialect=SOURCE_DIALECT))
+            where.append(condition)  # a condition tree: the compiler checks it, nothing is re-parsed
             entry["dateRange"] = [iso_ms(start), iso_ms(end - timedelta(milliseconds=1))]
         normalized_tds.append(entry)
 
@@ -348,7 +340,7 @@ def translate(catalog, schema: CubeSchema, query, *, max_rows: int, today: date 
 
     filters = _list(query, "filters")
     for i, node in enumerate(filters):
-        where.append(_filter_tree(catalog, schema, node, f"filters[{i}]", today).sql(dialect=SOURCE_DIALECT))
+        where.append(_filter_tree(catalog, schema, node, f"filters[{i}]", today))
 
     order: list[str] = []
     raw_order = query.get("order")
@@ -484,41 +476,44 @@ async def _params(request: Request) -> tuple[Any, str | None]:
 
 
 def _translate(request: Request, raw) -> tuple[Any, Translated]:
-    from .http_api import catalog_of
+    from .http_api import runtime_of
 
-    catalog = catalog_of(request)
+    runtime = runtime_of(request)
+    catalog = runtime.catalog
     schema = schema_for(request.app, catalog)
-    t = translate(catalog, schema, _parse_query_param(raw), max_rows=request.app.state.max_rows)
+    t = translate(catalog, schema, _parse_query_param(raw), max_rows=runtime.limits.max_rows)
     return catalog, t
 
 
-def _execute(app, catalog, t: Translated):
-    from .http_api import execute_request
+def _with_total(runtime, t: Translated):
+    """The query, and with `total` the number of rows without limit and offset (counted by the engine)."""
 
-    result = execute_request(app, catalog, t.request)
-    total = None
-    if t.total:
-        from dataclasses import replace
+    def work(prepared, ticket):
+        result = runtime.query(prepared, ticket=ticket)
+        total = None
+        if t.total:
+            total = runtime.count_rows(replace(t.request, limit=None, offset=None, order=()),
+                                       catalog=prepared.catalog, ticket=ticket)
+        return result, total
 
-        everything = replace(t.request, limit=app.state.max_rows, offset=None)
-        total = len(execute_request(app, catalog, everything).rows)
-    return result, total
+    return work
 
 
 @router.api_route("/load", methods=["GET", "POST"], summary="Cube /v1/load: run a query")
 async def load(request: Request):
+    from .http_api import run_request, runtime_of
+
     raw, query_type = await _params(request)
     catalog, t = _translate(request, raw)
-    if not request.app.state.runner.is_open:  # bad requests are 4xx even while the warehouse is down
-        compile_request(catalog, t.request)
-    result, total = await request.app.state.runner.run(_execute, request.app, catalog, t)
+    runtime = runtime_of(request)
+    result, total = await run_request(request, t.request, via="cube", work=_with_total(runtime, t))
     body = {
         "query": t.normalized,
         "data": _rows_to_data(t, result),
         "lastRefreshTime": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
         "annotation": t.annotation,
         "dataSource": "default",
-        "dbType": request.app.state.runner.dialect,
+        "dbType": runtime.sql_dialect,
         "extDbType": None,
         "external": False,
         "slowQuery": False,
@@ -535,11 +530,10 @@ async def load(request: Request):
 async def sql(request: Request):
     raw, _ = await _params(request)
     catalog, t = _translate(request, raw)
-    try:
-        dialect = request.app.state.runner.dialect
-    except CanonError:
-        dialect = "duckdb"
-    compiled = compile_request(catalog, t.request, dialect)
+    from .http_api import runtime_of
+
+    compiled = runtime_of(request).prepare(t.request).compiled
+    dialect = compiled.dialect
     alias = {}
     for col, keys, _ in t.outputs:
         alias[col.replace(".", "__")] = keys[0]

@@ -2,187 +2,40 @@
 
     app = create_app(project_dir)            # uvicorn server.http_api:... or `canon serve`
 
-The lifespan loads the catalog (kept on `app.state.catalog_state`, swapped atomically by the
-reloader), opens the warehouse and starts the file watcher. Catalog endpoints are cheap and run on
-the event loop; warehouse calls block, so they run in a dedicated thread pool with a per-query
-timeout, and a slow query never holds up /v1/metrics.
+The lifespan opens the runtime (server/runtime: catalog with hot reload, warehouse, caps, caches,
+freshness) on `app.state.runtime`; this module only turns HTTP into requests and results into JSON.
+Catalog endpoints are cheap and run on the event loop; queries run in the runtime's pool under its
+time cap, and a client that disconnects cancels its query in the engine.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Path as PathParam, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlglot import exp
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from canon.compiler import model as m
 from canon.compiler.compile import DIALECTS, compile_request
-from canon.compiler.errors import CanonError, QueryError, UnknownNameError, WarehouseError, did_you_mean
+from canon.compiler.errors import CanonError, QueryCancelledError, UnknownNameError, WarehouseError, did_you_mean
 from canon.compiler.introspect import MAX_VALUES, dependencies, dimension_values_query, dimensions_for
 from canon.compiler.request import QueryRequest
 
 from . import http_models as hm
-from .reload import CatalogState, Reloader, error_list
 from .results import QueryResult, json_value
-from .service import CompileCache, run_query
+from .runtime import CatalogState, Identity, Runtime, safe_url
+from .warehouses.base import QueryTicket
 
 log = logging.getLogger("canon.http")
 
 API_TITLE = "Canon"
-QUERY_WORKERS = 16
-
-
-class QueryTimeoutError(WarehouseError):
-    code = "query_timeout"
-    http_status = 504
-
-
-# --- the warehouse, with a timeout per query ------------------------------------------------------
-
-
-class QueryRunner:
-    """Opens the warehouse lazily (so a warehouse that is down now can come back) and runs SQL with a
-    timeout: DuckDB queries are interrupted from a timer; other warehouses get `timeout_s` when their
-    `execute` accepts it, and otherwise the caller stops waiting."""
-
-    def __init__(self, url: str, timeout_s: float):
-        self.url = url
-        self.timeout_s = timeout_s
-        self._warehouse = None
-        self._lock = threading.Lock()
-        self.last_error: str | None = None
-        self.pool = ThreadPoolExecutor(max_workers=QUERY_WORKERS, thread_name_prefix="canon-query")
-
-    def warehouse(self):
-        if self._warehouse is not None:
-            return self._warehouse
-        with self._lock:
-            if self._warehouse is None:
-                from .warehouse import open_warehouse
-
-                try:
-                    self._warehouse = open_warehouse(self.url)
-                    self.last_error = None
-                except CanonError as error:
-                    self.last_error = str(error)
-                    raise WarehouseError(f"the warehouse is unavailable: {error.message}", hint=error.hint) from None
-                except Exception as error:  # noqa: BLE001 — a driver error is still "unavailable"
-                    self.last_error = f"{type(error).__name__}: {error}"
-                    raise WarehouseError(f"the warehouse is unavailable: {self.last_error}") from None
-        return self._warehouse
-
-    @property
-    def is_open(self) -> bool:
-        return self._warehouse is not None
-
-    @property
-    def dialect(self) -> str:
-        return self.warehouse().dialect
-
-    def execute(self, sql: str) -> tuple[list[str], list[tuple]]:
-        warehouse = self.warehouse()
-        connection = getattr(warehouse, "_connection", None)
-        if warehouse.dialect == "duckdb" and connection is not None and hasattr(connection, "cursor"):
-            return self._execute_duckdb(connection, sql)
-        try:
-            accepts_timeout = "timeout_s" in inspect.signature(warehouse.execute).parameters
-        except (TypeError, ValueError):
-            accepts_timeout = False
-        if accepts_timeout:
-            return warehouse.execute(sql, timeout_s=self.timeout_s)
-        return warehouse.execute(sql)
-
-    def _execute_duckdb(self, connection, sql: str):
-        import duckdb
-
-        cursor = connection.cursor()
-        timer = threading.Timer(self.timeout_s, cursor.interrupt)
-        timer.daemon = True
-        timer.start()
-        try:
-            result = cursor.execute(sql)
-            names = [d[0] for d in result.description]
-            return names, result.fetchall()
-        except duckdb.InterruptException:
-            raise QueryTimeoutError(f"the query ran longer than the {self.timeout_s:g} s limit and was cancelled",
-                                    hint="narrow it with filters or a time range, or ask the operator for a longer "
-                                         "--query-timeout") from None
-        except duckdb.Error as error:
-            raise WarehouseError(f"the warehouse rejected the query: {str(error).splitlines()[0]}",
-                                 hint="check that the warehouse has the tables the catalog names") from None
-        finally:
-            timer.cancel()
-            cursor.close()
-
-    async def run(self, fn, *args):
-        """Run blocking warehouse work in the query pool; give up waiting after the timeout."""
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self.pool, fn, *args)
-        try:
-            return await asyncio.wait_for(future, timeout=self.timeout_s + 5)
-        except asyncio.TimeoutError:
-            raise QueryTimeoutError(f"the query ran longer than the {self.timeout_s:g} s limit") from None
-
-    def ping(self) -> dict:
-        started = time.perf_counter()
-        try:
-            warehouse = self.warehouse()
-            self.execute(exp.select(exp.Literal.number(1)).sql(dialect=warehouse.dialect))
-            return {"reachable": True, "dialect": warehouse.dialect, "url": _safe_url(self.url),
-                    "latency_ms": round((time.perf_counter() - started) * 1000, 3)}
-        except CanonError as error:
-            return {"reachable": False, "url": _safe_url(self.url), "error": error.message, "hint": error.hint}
-
-    def close(self):
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        if self._warehouse is not None:
-            try:
-                self._warehouse.close()
-            except Exception:  # noqa: BLE001
-                pass
-
-
-class FreshnessCache:
-    """The freshness report of the monitored sources, recomputed at most once per `ttl_s`: it takes
-    one small query per source, so queries read the cached report for their stale-source warnings."""
-
-    def __init__(self, runner: "QueryRunner", ttl_s: float = 60.0):
-        self.runner, self.ttl_s = runner, ttl_s
-        self._report, self._at, self._lock = None, 0.0, threading.Lock()
-
-    def get(self, catalog) -> list | None:
-        if not any(m.definition.freshness for m in catalog.models.values()):
-            return None
-        with self._lock:
-            if self._report is None or time.monotonic() - self._at > self.ttl_s:
-                from .governance.freshness import freshness_report
-                from .service import freshness_now
-
-                self._report = freshness_report(catalog, self.runner, now=freshness_now(catalog))
-                self._at = time.monotonic()
-            return self._report
-
-
-def _safe_url(url: str) -> str:
-    """A warehouse URL without its password."""
-    if "://" in url and "@" in url:
-        scheme, rest = url.split("://", 1)
-        credentials, host = rest.rsplit("@", 1)
-        user = credentials.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}"
-    return url
+DISCONNECT_POLL_S = 0.25  # how often a running query checks that its client is still there
 
 
 # --- queries ---------------------------------------------------------------------------------------
@@ -197,52 +50,41 @@ def as_tuple(value) -> tuple[str, ...]:
 
 
 def build_request(catalog, body: hm.QueryBody) -> QueryRequest:
-    from canon.compiler.sqlexpr import SOURCE_DIALECT
-
+    """The body as a request. Structured filters become condition trees that reach the compiler as
+    trees (checked there by the same allow-list as text filters)."""
     from .structured_filters import filter_condition
 
     where = list(as_tuple(body.where))
     for i, f in enumerate(body.filters):
-        condition = filter_condition(catalog, f.field, f.op, f.values, path=f"filters[{i}]")
-        where.append(condition.sql(dialect=SOURCE_DIALECT))
+        where.append(filter_condition(catalog, f.field, f.op, f.values, path=f"filters[{i}]"))
     return QueryRequest(metrics=tuple(body.metrics), dimensions=tuple(body.dimensions), where=tuple(where),
                         order=as_tuple(body.order), limit=body.limit, offset=body.offset,
                         start=body.start, end=body.end, time_range=body.time_range, having=as_tuple(body.having),
-                        timezone=body.timezone, today=body.today)
+                        timezone=body.timezone, today=body.today, fill_gaps=body.fill_gaps)
 
 
-def check_limit(request: QueryRequest, max_rows: int) -> tuple[QueryRequest, bool]:
-    """Refuse limits above the server's row limit; without a limit, fetch one row more to detect truncation."""
-    if request.limit is not None:
-        if not isinstance(request.limit, int) or isinstance(request.limit, bool):
-            raise QueryError(f"limit: {request.limit!r} must be a whole number")
-        if request.limit > max_rows:
-            raise QueryError(f"limit: {request.limit:,} is above this server's row limit of {max_rows:,}",
-                             location=None, hint=f"ask for at most {max_rows:,} rows, and page with offset")
-        return request, False
-    return replace(request, limit=max_rows + 1), True
+def runtime_of(request: Request) -> Runtime:
+    return request.app.state.runtime
 
 
-def execute_request(app: FastAPI, catalog, request: QueryRequest) -> QueryResult:
-    """Compile and run on the warehouse (blocking; call it in the query pool)."""
-    runner: QueryRunner = app.state.runner
-    max_rows = app.state.max_rows
-    request, capped = check_limit(request, max_rows)
-    result = run_query(catalog, runner, request, freshness=_freshness(app, catalog), cache=app.state.compiled)
-    if capped and len(result.rows) > max_rows:
-        result.rows = result.rows[:max_rows]
-        result.warnings = (result.warnings or []) + [
-            f"the result has more than {max_rows:,} rows and was cut there; add filters or a limit"]
-        result.truncated = True
-    return result
-
-
-def _freshness(app: FastAPI, catalog) -> list | None:
-    try:
-        return app.state.freshness.get(catalog)
-    except CanonError as error:  # a source that cannot be read is reported by /v1/status, not here
-        log.warning("freshness check failed: %s", error)
-        return None
+async def run_request(request: Request, req: QueryRequest, *, via: str = "http", timeout_s: float | None = None,
+                      work=None):
+    """Run a query for an HTTP client through the runtime. Bad requests fail before the warehouse is
+    touched; a client that disconnects stops the engine's query. `work(prepared, ticket)` replaces the
+    plain query (the Cube API also counts the total)."""
+    runtime = runtime_of(request)
+    prepared = runtime.prepare(req, identity=Identity(via=via), timeout_s=timeout_s)
+    ticket = QueryTicket()
+    call = (lambda: runtime.query(prepared, ticket=ticket)) if work is None else (lambda: work(prepared, ticket))
+    job = asyncio.ensure_future(runtime.run(call, ticket=ticket, timeout_s=prepared.timeout_s))
+    while True:
+        done, _ = await asyncio.wait({job}, timeout=DISCONNECT_POLL_S)
+        if done:
+            return job.result()
+        if await request.is_disconnected():
+            ticket.cancel("cancelled")
+            job.cancel()
+            raise QueryCancelledError("the client went away; its query was cancelled")
 
 
 def warning_header(warnings: list[str] | None) -> dict:
@@ -263,7 +105,7 @@ def result_body(result: QueryResult) -> dict:
 
 def catalog_of(request: Request):
     """The catalog this request sees, read once: a reload mid-request cannot mix two versions."""
-    return request.app.state.catalog_state.catalog
+    return runtime_of(request).catalog
 
 
 # --- endpoints --------------------------------------------------------------------------------------
@@ -286,14 +128,12 @@ async def healthz():
 
 @router.get("/v1/status", response_model=hm.StatusResponse, tags=["status"])
 async def status(request: Request):
-    app = request.app
-    state: CatalogState = app.state.catalog_state
-    warehouse = await asyncio.get_running_loop().run_in_executor(app.state.runner.pool, app.state.runner.ping)
+    runtime = runtime_of(request)
+    state: CatalogState = runtime.state
+    warehouse = await runtime.run(runtime.ping)
     catalog = state.catalog
-    freshness = []
-    if warehouse["reachable"]:
-        report = await asyncio.get_running_loop().run_in_executor(app.state.runner.pool, _freshness, app, catalog)
-        freshness = [s.to_dict() for s in report or ()]
+    report = runtime.freshness.report(catalog)  # the background monitor's last report
+    freshness = [s.to_dict() for s in report or ()]
     return {
         "status": "ok" if warehouse["reachable"] and not state.errors else "degraded",
         "freshness": freshness,
@@ -366,7 +206,7 @@ async def get_metric(request: Request, name: Annotated[str, PathParam(max_length
     catalog = catalog_of(request)
     metric = _check_metric(catalog, name)
     dims = dimensions_for(catalog, [name])
-    origin = catalog.origins.get(name)
+    origin = metric.location
     return {
         **_summary(name, metric),
         "definition": {**metric.model_dump(mode="json", exclude_none=True),
@@ -433,17 +273,12 @@ async def dimension_values(
     ref: Annotated[str, PathParam(max_length=200)],
     limit: Annotated[int, Query(ge=1, le=MAX_VALUES)] = 1000,
 ):
-    app = request.app
-    catalog = catalog_of(request)
-    runner: QueryRunner = app.state.runner
-    tree = dimension_values_query(catalog, ref, limit=limit + 1)
-
-    def work():
-        sql = tree.sql(dialect=runner.dialect)
-        _, rows = runner.execute(sql)
-        return sql, rows
-
-    sql, rows = await runner.run(work)
+    runtime = runtime_of(request)
+    tree = dimension_values_query(runtime.catalog, ref, limit=limit + 1)
+    ticket = QueryTicket()
+    _, rows = await runtime.run(lambda: runtime.run_sql(tree, ticket=ticket), ticket=ticket,
+                                timeout_s=runtime.limits.query_timeout_s)
+    sql = tree.sql(dialect=runtime.dialect)
     values = [json_value(r[0]) for r in rows[:limit]]
     return {"dimension": ref, "values": values, "sql": sql, "truncated": len(rows) > limit}
 
@@ -451,12 +286,7 @@ async def dimension_values(
 @router.post("/v1/query", response_model=hm.QueryResponse, response_model_exclude_none=True,
              responses=QUERY_ERRORS, tags=["query"])
 async def query(request: Request, body: hm.QueryBody):
-    app = request.app
-    catalog = catalog_of(request)
-    req = build_request(catalog, body)
-    if not app.state.runner.is_open:  # bad requests are 4xx even while the warehouse is down
-        compile_request(catalog, check_limit(req, app.state.max_rows)[0])
-    result = await app.state.runner.run(execute_request, app, catalog, req)
+    result = await run_request(request, build_request(catalog_of(request), body), timeout_s=body.timeout_s)
     return JSONResponse(result_body(result), headers=warning_header(result.warnings))
 
 
@@ -583,11 +413,12 @@ async def internal_error_handler(request: Request, error: Exception):
 # --- the app ---------------------------------------------------------------------------------------------
 
 
-def create_app(project_dir, warehouse_url: str | None = None, *, query_timeout_s: float = 30,
-               max_rows: int = 100_000, reload_interval_s: float = 1.0, build_demo_if_missing: bool = True,
+def create_app(project_dir, warehouse_url: str | None = None, *, query_timeout_s: float | None = None,
+               max_rows: int | None = None, reload_interval_s: float = 1.0, build_demo_if_missing: bool = True,
                pg: tuple[str, int] | None = None) -> FastAPI:
-    """`pg=(host, port)` also serves the views over the PostgreSQL wire protocol, on the same
-    (hot-reloaded) catalog and warehouse."""
+    """The HTTP (and Cube) API over one runtime. `pg=(host, port)` also serves the views over the
+    PostgreSQL wire protocol on the same runtime. `query_timeout_s` / `max_rows` override canon.yml's
+    `limits:`."""
     from .project import demo_path, find_project, warehouse_url as resolve_warehouse
 
     project = find_project(project_dir)
@@ -595,34 +426,29 @@ def create_app(project_dir, warehouse_url: str | None = None, *, query_timeout_s
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        state = CatalogState.load(project)  # an invalid catalog at start is fatal: nothing to serve
         if build_demo_if_missing and Path(url) == demo_path(project) and not Path(url).exists():
             from .demo import build_demo
 
             log.warning("building the demo warehouse at %s (first start)", url)
             build_demo(Path(url))
-        runner = QueryRunner(url, query_timeout_s)
+        # an invalid catalog at start is fatal: nothing to serve
+        runtime = Runtime.open(project, url, query_timeout_s=query_timeout_s, max_rows=max_rows,
+                               reload_interval_s=reload_interval_s)
         try:
-            runner.warehouse()
+            runtime.warehouse()
         except WarehouseError as error:
             log.warning("%s — serving the catalog; queries answer 503 until it is reachable", error)
-        app.state.catalog_state = state
-        app.state.runner = runner
-        app.state.max_rows = max_rows
-        app.state.freshness = FreshnessCache(runner)
-        app.state.compiled = CompileCache()
-        reloader = Reloader(state, reload_interval_s).start() if reload_interval_s else None
-        pg_server = _start_pg(project, pg, state, runner) if pg else None
+        app.state.runtime = runtime
+        runtime.start()
+        pg_server = _start_pg(runtime, pg) if pg else None
         log.warning("Canon serving %s (catalog %s, %d metrics) on warehouse %s",
-                    project, state.catalog.version, len(state.catalog.metrics), _safe_url(url))
+                    project, runtime.catalog.version, len(runtime.catalog.metrics), safe_url(url))
         try:
             yield
         finally:
-            if reloader:
-                reloader.stop()
             if pg_server:
                 pg_server.stop()
-            runner.close()
+            runtime.close()
 
     app = FastAPI(title=API_TITLE, version=_version(), lifespan=lifespan,
                   description="Canon: metrics defined once, the same numbers everywhere. "
@@ -640,12 +466,12 @@ def create_app(project_dir, warehouse_url: str | None = None, *, query_timeout_s
     return app
 
 
-def _start_pg(project, pg: tuple[str, int], state: CatalogState, runner: QueryRunner):
+def _start_pg(runtime: Runtime, pg: tuple[str, int]):
     from .pgwire.server import credentials, start_pg_server
     from .project import load_config
 
-    user, password = credentials(load_config(project))
-    handle = start_pg_server(lambda: state.catalog, runner.warehouse(), pg[0], pg[1], user, password)
+    user, password = credentials(load_config(runtime.project))
+    handle = start_pg_server(runtime, pg[0], pg[1], user, password)
     log.warning("PostgreSQL wire protocol on %s:%d (user %s)", pg[0], handle.port, user)
     return handle
 
@@ -674,4 +500,4 @@ def _version() -> str:
         return "0"
 
 
-__all__ = ["create_app", "QueryRunner", "QueryTimeoutError", "build_request", "execute_request", "error_list"]
+__all__ = ["create_app", "build_request", "run_request", "runtime_of", "catalog_of"]

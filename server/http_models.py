@@ -56,6 +56,10 @@ class QueryBody(Strict):
     timezone: str | None = Field(default=None, max_length=64, examples=["Europe/Berlin"],
                                  description="IANA time zone: stored UTC times fall into its days, weeks and months")
     today: str | None = Field(default=None, max_length=10, description="The date relative ranges count from (ISO)")
+    fill_gaps: bool | None = Field(default=None, description="List every period of metric_time, crossed with the "
+                                   "other dimensions (default: only a pure time series of join_to_timespine metrics)")
+    timeout_s: float | None = Field(default=None, gt=0, description="This query's time cap in seconds, within the "
+                                    "server's limit (default: limits.query_timeout_s in canon.yml)")
 
 
 class CompileBody(QueryBody):

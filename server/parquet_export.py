@@ -1,7 +1,7 @@
 """Export a DuckDB warehouse to a folder of parquet files, one `<table>.parquet` per table.
 
-The folder is what the file-based engines read: `spark-local:<folder>` (server/spark.py) and
-`chdb:<folder>` (server/clickhouse_local.py) register each file as a table of the same name.
+The folder is what the file-based engines read: `spark-local:<folder>` (server/warehouses/spark.py) and
+`chdb:<folder>` (server/warehouses/chdb.py) register each file as a table of the same name.
 """
 
 from __future__ import annotations

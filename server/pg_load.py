@@ -103,7 +103,7 @@ def load_demo_into_postgres(duckdb_path: str | os.PathLike, url: str, *, batch_r
     import duckdb
     import psycopg
 
-    from .postgres import _connect_error, _describe_target, _first_line
+    from .warehouses.postgres import _connect_error, _describe_target, _first_line
 
     started = time.perf_counter()
     try:
@@ -157,7 +157,7 @@ def _connect_creating_database(url: str, where: str):
                              application_name="canon demo") as admin:
             admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     except psycopg.Error as error:
-        from .postgres import _first_line
+        from .warehouses.postgres import _first_line
 
         raise WarehouseError(f"cannot connect to PostgreSQL at {where}: database \"{name}\" does not exist, "
                              f"and creating it failed: {_first_line(error)}",

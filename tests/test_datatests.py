@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from canon.compiler.compile import load_catalog
 from canon.server.cli import main
 from canon.server.governance.datatests import build_tests, check_tests, run_data_tests
-from canon.server.warehouse import open_warehouse
+from canon.server.warehouses import open_warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
 

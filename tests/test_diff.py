@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from canon.server.cli import main
 from canon.server.demo import build_demo
 from canon.server.governance.diff import diff_project, render
-from canon.server.warehouse import open_warehouse
+from canon.server.warehouses import open_warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
 

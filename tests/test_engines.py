@@ -1,7 +1,7 @@
 """Canon's Spark and ClickHouse SQL, executed on the real engines, gives DuckDB's numbers.
 
-The demo (scale 0.2) is exported to parquet once; one local-mode SparkSession (server/spark.py,
-`spark-local:<folder>`) and one in-process ClickHouse (chDB, server/clickhouse_local.py, `chdb:<folder>`)
+The demo (scale 0.2) is exported to parquet once; one local-mode SparkSession (server/warehouses/spark.py,
+`spark-local:<folder>`) and one in-process ClickHouse (chDB, server/warehouses/chdb.py, `chdb:<folder>`)
 read it. Each request below is compiled for "spark" and "clickhouse", run on that engine, and compared
 with the same request compiled for and run on DuckDB: same column names, same rows in any order, numbers
 equal to 1e-9 relative, dates and times as ISO strings, NULL equal to NULL.
@@ -28,7 +28,7 @@ from canon.compiler.errors import WarehouseError
 from canon.compiler.request import QueryRequest
 from canon.server.demo import build_demo
 from canon.server.parquet_export import export_parquet
-from canon.server.warehouse import open_warehouse
+from canon.server.warehouses import open_warehouse
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENGINE_SCALE = 0.2

@@ -13,7 +13,7 @@ from canon.compiler.compile import load_catalog
 from canon.server.cli import main
 from canon.server.governance.freshness import (classify, evaluate, format_age, freshness_report, freshness_warnings,
                                          monitored_models)
-from canon.server.warehouse import open_warehouse
+from canon.server.warehouses import open_warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
 LOADED = dt.datetime(2025, 6, 1, 6, 0, 0)

@@ -24,7 +24,7 @@ from canon.compiler.compile import load_catalog
 from canon.compiler.request import QueryRequest
 from canon.server.demo import build_demo
 from canon.server.service import run_query
-from canon.server.warehouse import DuckDBWarehouse
+from canon.server.warehouses.duckdb import DuckDBWarehouse
 
 ROOT = Path(__file__).resolve().parents[1]
 USER, PASSWORD = "analyst", "s3cret-pw"

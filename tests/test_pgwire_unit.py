@@ -37,7 +37,7 @@ def test_semantic_select_becomes_a_request(catalog):
     r = q.request
     assert r.metrics == ("revenue", "order_count") and r.dimensions == ("product.category",)
     assert r.order == ("-revenue",) and (r.limit, r.offset) == (10, 5)
-    assert r.where == ("\"customer\".\"segment\" = 'enterprise' AND \"metric_time\" BETWEEN CAST('2024-01-01' AS DATE) "
+    assert tuple(w.sql("duckdb") for w in r.where) == ("\"customer\".\"segment\" = 'enterprise' AND \"metric_time\" BETWEEN CAST('2024-01-01' AS DATE) "
                        "AND '2024-02-01'",)
     assert [(o.name, o.oid) for o in q.outputs] == [("cat", 25), ("revenue", 1700), ("order_count", 1700)]
 
@@ -46,7 +46,7 @@ def test_time_grain_params_and_wrappers(catalog):
     q = req(catalog, "SELECT * FROM (SELECT DATE_TRUNC('month', metric_time) AS m, revenue FROM sales "
                      "WHERE order_status = $1 GROUP BY 1) AS t LIMIT $2", ["completed", 3])
     assert q.request.dimensions == ("metric_time.month",) and q.request.limit == 3
-    assert q.request.where == ("\"order\".\"status\" = 'completed'",)
+    assert tuple(w.sql("duckdb") for w in q.request.where) == ("\"order\".\"status\" = 'completed'",)
     assert [o.oid for o in q.outputs] == [t.DATE, t.NUMERIC]
     assert req(catalog, "SELECT * FROM sales LIMIT 0").empty
 

@@ -30,9 +30,10 @@ from canon.compiler.errors import CanonError, WarehouseError
 from canon.compiler.request import QueryRequest
 from canon.server.cli import main as canon
 from canon.server.demo import TABLES
-from canon.server.postgres import PostgresWarehouse, redact
+from canon.server.warehouses.postgres import PostgresWarehouse, redact
 from canon.server.service import run_query
-from canon.server.warehouse import DuckDBWarehouse, open_warehouse
+from canon.server.warehouses import open_warehouse
+from canon.server.warehouses.duckdb import DuckDBWarehouse
 from tests.pg_server import create_database
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

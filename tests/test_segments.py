@@ -19,7 +19,7 @@ def test_rfm_segment_assignment_matches_reference(project):
     from canon.compiler.compile import load_catalog
     from canon.compiler.request import QueryRequest
     from canon.server.service import run_query
-    from canon.server.warehouse import open_warehouse
+    from canon.server.warehouses import open_warehouse
 
     ref = Reference(project / ".canon" / "demo.duckdb")
     want = ref.rfm_segments()

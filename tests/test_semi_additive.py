@@ -22,7 +22,7 @@ import pytest
 from canon.compiler.compile import load_catalog
 from canon.compiler.request import QueryRequest
 from oracle import assert_same, canon_rows
-from canon.server.warehouse import open_warehouse
+from canon.server.warehouses import open_warehouse
 
 REPO = Path(__file__).resolve().parent.parent
 

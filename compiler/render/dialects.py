@@ -22,57 +22,104 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 from sqlglot import exp
 
 from ..errors import UnsupportedError
 
 
 def adapt(tree: exp.Expression, dialect: str) -> exp.Expression:
-    if dialect == "clickhouse":
-        # outer joins must yield NULL, not the type's default (0, ''), for unmatched groups
-        tree.set("settings", [exp.EQ(this=exp.var("join_use_nulls"), expression=exp.Literal.number(1))])
-    if dialect == "bigquery":
-        for node in tree.find_all(exp.TimestampTrunc):
-            unit = node.args.get("unit")
-            if isinstance(unit, exp.Var) and unit.name.upper() == "WEEK":
-                node.set("unit", exp.WeekStart(this=exp.var("MONDAY")))
-    for node in list(tree.find_all(exp.Median, exp.WithinGroup)):
-        if isinstance(node, exp.WithinGroup) and not isinstance(node.this, exp.PercentileCont):
-            continue
-        if dialect in ("bigquery", "trino"):
+    """Apply the dialect's rewrites, in order, to a finished tree (changed in place)."""
+    for transform in TRANSFORMS.get(dialect, ()):
+        tree = transform(tree)
+    return tree
+
+
+def _join_use_nulls(tree: exp.Expression) -> exp.Expression:
+    """ClickHouse: outer joins must yield NULL, not the type's default (0, ''), for unmatched groups."""
+    tree.set("settings", [exp.EQ(this=exp.var("join_use_nulls"), expression=exp.Literal.number(1))])
+    return tree
+
+
+def _monday_weeks(tree: exp.Expression) -> exp.Expression:
+    for node in tree.find_all(exp.TimestampTrunc):
+        unit = node.args.get("unit")
+        if isinstance(unit, exp.Var) and unit.name.upper() == "WEEK":
+            node.set("unit", exp.WeekStart(this=exp.var("MONDAY")))
+    return tree
+
+
+def _exact_percentiles(tree: exp.Expression):
+    """Median and PERCENTILE_CONT nodes, the aggregates no engine may approximate."""
+    return [node for node in tree.find_all(exp.Median, exp.WithinGroup)
+            if not isinstance(node, exp.WithinGroup) or isinstance(node.this, exp.PercentileCont)]
+
+
+def _refuse_exact_percentiles(dialect: str):
+    def refuse(tree: exp.Expression) -> exp.Expression:
+        if _exact_percentiles(tree):
             raise UnsupportedError(
                 f"{dialect} has no exact median or percentile aggregate",
                 hint="query this metric on another warehouse, or define an approximate measure explicitly")
-        if dialect == "clickhouse":
-            if isinstance(node, exp.Median):
-                fraction, value = exp.Literal.number(0.5), node.this
-            else:
-                fraction, value = node.this.this, node.expression.expressions[0].this
-            node.replace(exp.ParameterizedAgg(this="quantileExactInclusive", expressions=[fraction.copy()],
-                                              params=[value.copy() if _is_double(value)
-                                                      else exp.cast(value.copy(), exp.DataType.Type.DOUBLE)]))
-    if dialect == "spark":
-        for node in list(tree.find_all(exp.DateAdd, exp.DateSub)):
-            shifted = _interval_arithmetic(node)
-            if shifted is not None:
-                node.replace(shifted)
-    if dialect == "clickhouse":
-        for select in tree.find_all(exp.Select):
-            if not isinstance(select.parent, exp.SetOperation):
-                continue  # elsewhere ClickHouse resolves `c` from `t.c` by itself
-            for i, projection in enumerate(select.expressions):
-                if isinstance(projection, exp.Column) and projection.table:
-                    select.expressions[i] = exp.alias_(projection, projection.this.copy(), copy=False)
-        for node in list(tree.find_all(exp.ConvertTimezone)):
-            source = node.args.get("source_tz")
-            if source is None or (isinstance(source, exp.Literal) and source.name.upper() in ("UTC", "ETC/UTC")):
-                node.replace(_clickhouse_from_utc(node.args["timestamp"], node.args["target_tz"]))
-    if dialect in ("spark", "clickhouse"):
-        for node in list(tree.find_all(exp.Div)):
-            if node.args.get("typed") or _is_double(node.this) or _is_double(node.expression):
-                continue  # integer division asked for, or already a DOUBLE quotient
-            node.set("this", exp.cast(node.this, exp.DataType.Type.DOUBLE))
+        return tree
+    return refuse
+
+
+def _quantile_exact_inclusive(tree: exp.Expression) -> exp.Expression:
+    for node in _exact_percentiles(tree):
+        if isinstance(node, exp.Median):
+            fraction, value = exp.Literal.number(0.5), node.this
+        else:
+            fraction, value = node.this.this, node.expression.expressions[0].this
+        node.replace(exp.ParameterizedAgg(this="quantileExactInclusive", expressions=[fraction.copy()],
+                                          params=[value.copy() if _is_double(value)
+                                                  else exp.cast(value.copy(), exp.DataType.Type.DOUBLE)]))
     return tree
+
+
+def _spark_date_arithmetic(tree: exp.Expression) -> exp.Expression:
+    for node in list(tree.find_all(exp.DateAdd, exp.DateSub)):
+        shifted = _interval_arithmetic(node)
+        if shifted is not None:
+            node.replace(shifted)
+    return tree
+
+
+def _alias_union_columns(tree: exp.Expression) -> exp.Expression:
+    for select in tree.find_all(exp.Select):
+        if not isinstance(select.parent, exp.SetOperation):
+            continue  # elsewhere ClickHouse resolves `c` from `t.c` by itself
+        for i, projection in enumerate(select.expressions):
+            if isinstance(projection, exp.Column) and projection.table:
+                select.expressions[i] = exp.alias_(projection, projection.this.copy(), copy=False)
+    return tree
+
+
+def _clickhouse_local_times(tree: exp.Expression) -> exp.Expression:
+    for node in list(tree.find_all(exp.ConvertTimezone)):
+        source = node.args.get("source_tz")
+        if source is None or (isinstance(source, exp.Literal) and source.name.upper() in ("UTC", "ETC/UTC")):
+            node.replace(_clickhouse_from_utc(node.args["timestamp"], node.args["target_tz"]))
+    return tree
+
+
+def _double_quotients(tree: exp.Expression) -> exp.Expression:
+    for node in list(tree.find_all(exp.Div)):
+        if node.args.get("typed") or _is_double(node.this) or _is_double(node.expression):
+            continue  # integer division asked for, or already a DOUBLE quotient
+        node.set("this", exp.cast(node.this, exp.DataType.Type.DOUBLE))
+    return tree
+
+
+# dialect -> its rewrites, applied in this order (dialects not listed need none)
+TRANSFORMS: dict[str, tuple[Callable[[exp.Expression], exp.Expression], ...]] = {
+    "bigquery": (_monday_weeks, _refuse_exact_percentiles("bigquery")),
+    "trino": (_refuse_exact_percentiles("trino"),),
+    "spark": (_spark_date_arithmetic, _double_quotients),
+    "clickhouse": (_join_use_nulls, _quantile_exact_inclusive, _alias_union_columns, _clickhouse_local_times,
+                   _double_quotients),
+}
 
 
 # units Spark's interval literals take as they are, and the ones spelled as a multiple of another

@@ -108,7 +108,7 @@ def check_tests(catalog: Catalog) -> list[CanonError]:
 
     problems = []
     for model in catalog.models.values():
-        where = catalog.origins.get(f"model:{model.name}")
+        where = model.definition.location_of("name")
         for test in model.definition.tests:
             try:
                 _BUILDERS[test.type](catalog, model, test)

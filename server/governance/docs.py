@@ -145,8 +145,8 @@ def _metric_page(catalog: Catalog, graph, name: str, dialect: str) -> str:
     dep_html = "".join(
         f"<li>{kind.replace('_', ' ')}: " + ", ".join(_link(_KIND_OF[kind], n) for n in names) + "</li>"
         for kind, names in deps.items() if names) or "<li>nothing depends on it</li>"
-    inputs = [e.target for e in graph.uses(node) if e.target.startswith("metric:")]
-    inputs_html = ", ".join(_link("metric", i.split(":", 1)[1]) for i in inputs)
+    inputs = dict.fromkeys(use.metric for use in catalog.facts[name].inputs)
+    inputs_html = ", ".join(_link("metric", i) for i in inputs)
     try:
         from canon.server.governance.diff import sample_request
 

@@ -115,21 +115,19 @@ def freshness_report(catalog: Catalog, warehouse, now: dt.datetime | None = None
 
 
 def freshness_warnings(catalog: Catalog, report: list[SourceFreshness], metrics, *, graph=None) -> list[str]:
-    """Warnings for a query: each stale (warn or error) source that one of `metrics` reads."""
-    from canon.compiler.lineage import build_lineage
-
+    """Warnings for a query: each stale (warn or error) source that one of `metrics` reads.
+    `graph` is no longer needed (the catalog's metric facts name the models) and is ignored."""
     stale = {s.model: s for s in report if s.state != "fresh"}
     if not stale:
         return []
-    graph = graph or build_lineage(catalog)
     warnings = []
     for name in dict.fromkeys(metrics):
-        node = f"metric:{name}"
-        if node not in graph.nodes:
+        facts = catalog.facts.get(name)
+        if facts is None:
             continue
-        for dep in graph.closure(node, "down"):
-            if dep.startswith("model:") and dep[6:] in stale:
-                s = stale[dep[6:]]
+        for model in facts.models:
+            if model in stale:
+                s = stale[model]
                 text = (f"metric '{name}' reads source '{s.model}', last loaded {format_age(s.age_seconds)} ago "
                         f"({s.state}: warn after {s.warn_after}, error after {s.error_after})"
                         if s.age_seconds is not None else f"metric '{name}' reads source '{s.model}', which has no rows")

@@ -393,19 +393,14 @@ class _Translator:
         return _Item("metric", column.ref, column.name, column.oid)
 
     def _natural_aggregate(self, metric: str) -> str | None:
-        definition = self.catalog.metrics.get(metric)
-        if definition is None or definition.type != "simple":
-            return None
-        model, _, measure = definition.measure.partition(".")
-        info = self.catalog.models.get(model)
-        found = info.measures.get(measure) if info else None
-        return found.agg if found else None
+        facts = self.catalog.facts.get(metric)
+        return facts.agg if facts else None
 
     def _describe_metric(self, metric: str) -> str:
         definition = self.catalog.metrics.get(metric)
         natural = self._natural_aggregate(metric)
         if natural:
-            return f"a {natural.replace('_', ' ')} of {definition.measure}"
+            return f"a {natural.replace('_', ' ')} of {self.catalog.facts[metric].measures[0]}"
         return f"a {definition.type} metric" if definition is not None else "a metric"
 
     def _default_name(self, node: exp.Expression, item: _Item) -> str:
@@ -438,8 +433,9 @@ class _Translator:
 
     # --- filters ------------------------------------------------------------------------------------
 
-    def _filter(self, condition: exp.Expression) -> str:
-        """WHERE over view columns -> filter text over dimension references (checked again by the compiler)."""
+    def _filter(self, condition: exp.Expression) -> exp.Expression:
+        """WHERE over view columns -> a condition tree over dimension references (the compiler checks it
+        with the filter allow-list; it is never rendered to text and parsed again)."""
 
         def swap(node):
             if isinstance(node, (exp.TimestampTrunc, exp.DateTrunc)):
@@ -454,8 +450,7 @@ class _Translator:
                 return node.this
             return node
 
-        tree = condition.copy().transform(swap)
-        return tree.sql(dialect="duckdb")
+        return condition.copy().transform(swap)
 
     def _having(self, condition: exp.Expression, items: list[_Item], metrics: list[str]) -> exp.Expression:
         """HAVING over metrics -> a condition over the request's output keys (metric names)."""

@@ -8,6 +8,7 @@ that connection; errors in statements become ErrorResponses and the connection s
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import secrets
@@ -15,6 +16,8 @@ import ssl
 import struct
 import threading
 from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
 
 from canon.compiler.errors import CanonError
 
@@ -23,9 +26,12 @@ from . import types as t
 from .errors import (INTERNAL_ERROR, INVALID_PASSWORD, INVALID_SQL_STATEMENT_NAME, INVALID_CURSOR_NAME,
                      PROTOCOL_VIOLATION, QUERY_CANCELED, PgError, from_canon_error)
 from .pgcatalog import REPORTED, SETTINGS
+from ..warehouses.base import QueryTicket
 from .session import CatalogState, Prepared, Result, Session, split_statements
 
 log = logging.getLogger("canon.pgwire")
+
+PEER_POLL_S = 0.2  # how often a running statement checks that its client is still connected
 
 
 @dataclass
@@ -34,7 +40,7 @@ class Portal:
     params: list
     formats: list[int]
     result: Result | None = None
-    position: int = 0
+    feed: "RowFeed | None" = None
     columns: list | None = None
     described: bool = False
 
@@ -47,10 +53,12 @@ class ServerConfig:
 
 
 class PgServer:
-    """Shared state of one listening server: the catalog, the warehouse, live sessions (for cancels)."""
+    """Shared state of one listening server: the runtime (catalog, warehouse, caps), live sessions (for
+    cancels)."""
 
-    def __init__(self, catalog_provider, warehouse, config: ServerConfig):
-        self.state = CatalogState(catalog_provider, warehouse)
+    def __init__(self, runtime, config: ServerConfig):
+        self.runtime = runtime
+        self.state = CatalogState(runtime)
         self.config = config
         self.connections: dict[int, "Connection"] = {}
         self._next_pid = os.getpid() % 10000 * 1000
@@ -70,6 +78,7 @@ class PgServer:
         except Exception:  # a bug: log it, end this connection only
             log.exception("pgwire connection failed")
         finally:
+            connection.cancel()  # a client that went away mid-query stops it in the engine
             self.connections.pop(connection.pid, None)
             try:
                 writer.close()
@@ -263,12 +272,24 @@ class Connection:
         if extended:
             self.skip_to_sync = True
 
-    async def call(self, fn, *args):
-        """Run blocking work in a thread; a CancelRequest abandons it with 57014."""
+    async def call(self, fn, *args, new_statement: bool = True):
+        """Run blocking work in the runtime's pool. A CancelRequest, or the client going away, stops the
+        statement's query inside the engine (its ticket) and answers 57014."""
         self.cancelled = False
-        self.task = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+        if new_statement:
+            self.session.ticket = QueryTicket()
+        ticket = self.session.ticket
+        loop = asyncio.get_running_loop()
+        self.task = asyncio.ensure_future(asyncio.wrap_future(self.server.runtime.pool.submit(fn, *args), loop=loop))
         try:
-            return await self.task
+            while True:
+                done, _ = await asyncio.wait({self.task}, timeout=PEER_POLL_S)
+                if done:
+                    return self.task.result()
+                if self.peer_gone():
+                    ticket.cancel("cancelled")
+                    self.task.cancel()
+                    raise ConnectionResetError("the client went away during a statement")
         except asyncio.CancelledError:
             if self.cancelled:
                 raise PgError(QUERY_CANCELED, "canceling statement due to user request") from None
@@ -284,10 +305,18 @@ class Connection:
             self.task = None
 
     def cancel(self) -> None:
+        ticket = self.session.ticket if self.session is not None else None
+        if ticket is not None:
+            ticket.cancel("cancelled")  # stops the engine's query; the statement fails with 57014
         task = self.task
         if task is not None and not task.done():
             self.cancelled = True
             task.get_loop().call_soon_threadsafe(task.cancel)
+
+    def peer_gone(self) -> bool:
+        """Whether the client closed its end. Nothing reads the socket while a statement runs, so look at
+        the reader's EOF flag (set by the transport) rather than reading ahead of pipelined messages."""
+        return getattr(self.reader, "_eof", False) or self.writer.transport.is_closing()
 
     # --- simple query -------------------------------------------------------------------------------
 
@@ -310,8 +339,16 @@ class Connection:
             self.send_notices(result)
             if result.columns is not None:
                 self.send(p.row_description(result.columns, []))
-                self.send_rows(result.columns, result.rows, [])
-            self.send(p.command_complete(result.tag))
+                feed = RowFeed(result, [])
+                try:
+                    while not feed.finished:
+                        await self.send_feed(feed, 0)
+                except PgError as error:
+                    self.report(error, extended=False)
+                    break
+                self.send(p.command_complete(feed.tag()))
+            else:
+                self.send(p.command_complete(result.tag))
         self.send(p.ready_for_query(self.session.tx.encode()))
         await self.flush()
 
@@ -332,19 +369,12 @@ class Connection:
         for text in getattr(result, "notices", ()):
             self.send(p.error_response([(b"S", "WARNING"), (b"V", "WARNING"), (b"C", "01000"), (b"M", text)], kind=b"N"))
 
-    def send_rows(self, columns, rows, formats) -> None:
-        oids = [oid for _, oid in columns]
-        binary = [(formats[i] if len(formats) > 1 else (formats[0] if formats else 0)) == 1 for i in range(len(oids))]
-        for row in rows:
-            cells = []
-            for value, oid, as_binary in zip(row, oids, binary):
-                if value is None:
-                    cells.append(None)
-                elif as_binary:
-                    cells.append(t.encode_binary(value, oid))
-                else:
-                    cells.append(t.encode_text(value, oid).encode("utf-8"))
-            self.send(p.data_row(cells))
+    async def send_feed(self, feed: "RowFeed", limit: int) -> None:
+        """Send the next rows of a result: pulled and encoded in a worker thread, written as they come,
+        so a large result never sits whole in memory nor blocks the event loop."""
+        data = await self.call(feed.pull, limit, new_statement=False)
+        self.send(data)
+        await self.flush()
 
     # --- extended query -----------------------------------------------------------------------------
 
@@ -432,16 +462,18 @@ class Connection:
         if result.columns is None:
             self.send(p.command_complete(result.tag))
             return
-        end = len(result.rows) if limit <= 0 else min(len(result.rows), portal.position + limit)
-        self.send_rows(result.columns, result.rows[portal.position:end], portal.formats)
-        portal.position = end
-        if end < len(result.rows):
+        if portal.feed is None:
+            portal.feed = RowFeed(result, portal.formats)
+        feed = portal.feed
+        if limit <= 0:
+            while not feed.finished:
+                await self.send_feed(feed, 0)
+        else:
+            await self.send_feed(feed, limit)
+        if not feed.finished:
             self.send(p.PORTAL_SUSPENDED)
         else:
-            tag = result.tag
-            if tag.startswith("SELECT"):
-                tag = f"SELECT {len(result.rows)}"
-            self.send(p.command_complete(tag))
+            self.send(p.command_complete(feed.tag()))
 
     def close(self, body: bytes) -> None:
         reader = p.Reader(body)
@@ -451,6 +483,106 @@ class Connection:
         else:
             self.portals.pop(name, None)
         self.send(p.CLOSE_COMPLETE)
+
+
+class RowFeed:
+    """The rows of one result on their way to the client: batches pulled from the runtime's stream and
+    encoded as DataRow messages, in a worker thread. `pull(limit)` returns the bytes of the next batch
+    (limit 0) or of the next `limit` rows (a portal's Execute with a row count)."""
+
+    def __init__(self, result: Result, formats: list[int]):
+        self.result = result
+        self.oids = [oid for _, oid in result.columns]
+        self.binary = [(formats[i] if len(formats) > 1 else (formats[0] if formats else 0)) == 1
+                       for i in range(len(self.oids))]
+        self.source = result.batches if result.batches is not None else iter([result.rows])
+        self.pending: list[tuple] = []
+        self.sent = 0
+        self.finished = False
+
+    def pull(self, limit: int) -> bytes:
+        rows: list[tuple] = []
+        while not self.finished and (limit <= 0 and not rows or limit > 0 and len(rows) < limit):
+            if not self.pending:
+                self.pending = next(self.source, None)
+                if self.pending is None:
+                    self.finished, self.pending = True, []
+                    break
+            take = len(self.pending) if limit <= 0 else limit - len(rows)
+            rows += self.pending[:take]
+            self.pending = self.pending[take:]
+        if limit > 0 and not self.pending and not self.finished:
+            self.pending = next(self.source, None)  # look ahead: the last row closes the portal, not suspends it
+            if self.pending is None:
+                self.finished, self.pending = True, []
+        self.sent += len(rows)
+        return self.encode_rows(rows)
+
+    def encode_rows(self, rows: list[tuple]) -> bytes:
+        """DataRow messages of rows (the same bytes as p.data_row(self.encode(row)) per row), with an
+        encoder chosen once per column: SELECT * over the wire spends most of its time here."""
+        encoders = self.encoders
+        head, pack, null = struct.pack("!h", len(encoders)), _INT32.pack, b"\xff\xff\xff\xff"
+        out = []
+        for row in rows:
+            parts = [head]
+            for value, encode in zip(row, encoders):
+                if value is None:
+                    parts.append(null)
+                else:
+                    cell = encode(value)
+                    parts.append(pack(len(cell)))
+                    parts.append(cell)
+            body = b"".join(parts)
+            out.append(b"D" + pack(len(body) + 4) + body)
+        return b"".join(out)
+
+    @functools.cached_property
+    def encoders(self) -> list:
+        return [functools.partial(t.encode_binary, oid=oid) if as_binary else _text_encoder(oid)
+                for oid, as_binary in zip(self.oids, self.binary)]
+
+    def encode(self, row: tuple) -> list[bytes | None]:
+        cells = []
+        for value, oid, as_binary in zip(row, self.oids, self.binary):
+            if value is None:
+                cells.append(None)
+            elif as_binary:
+                cells.append(t.encode_binary(value, oid))
+            else:
+                cells.append(t.encode_text(value, oid).encode("utf-8"))
+        return cells
+
+    def tag(self) -> str:
+        tag = self.result.tag
+        return f"SELECT {self.sent}" if tag.startswith("SELECT") else tag
+
+
+_INT32 = struct.Struct("!i")
+
+
+def _text_encoder(oid: int):
+    """A column's text encoder: t.encode_text, with the common value types answered without its checks."""
+    def generic(value) -> bytes:
+        return t.encode_text(value, oid).encode("utf-8")
+
+    if oid == t.BOOL:
+        return generic
+    plain_date = oid not in (t.TIMESTAMP, t.TIMESTAMPTZ)
+
+    def encode(value) -> bytes:
+        kind = type(value)
+        if kind is str:
+            return value.encode("utf-8")
+        if kind is int:
+            return str(value).encode()
+        if kind is Decimal:
+            return b"NaN" if value.is_nan() else format(value, "f").encode()
+        if kind is date and plain_date:
+            return value.isoformat().encode()
+        return generic(value)
+
+    return encode
 
 
 # --- starting -------------------------------------------------------------------------------------------
@@ -464,10 +596,11 @@ def make_ssl_context(certfile: str | None, keyfile: str | None) -> ssl.SSLContex
     return context
 
 
-async def serve(catalog_provider, warehouse, host: str, port: int, user: str, password: str, *,
+async def serve(runtime, host: str, port: int, user: str, password: str, *,
                 ssl_context: ssl.SSLContext | None = None, ready=None) -> None:
-    """Serve until cancelled. `ready(port)` is called once listening (port 0 picks a free one)."""
-    server = PgServer(catalog_provider, warehouse, ServerConfig(user, password, ssl_context))
+    """Serve the runtime's views until cancelled. `ready(port)` is called once listening (port 0 picks
+    a free one)."""
+    server = PgServer(runtime, ServerConfig(user, password, ssl_context))
     listener = await asyncio.start_server(server.handle, host, port, limit=p.MAX_MESSAGE)
     bound = listener.sockets[0].getsockname()[1]
     if ready is not None:
@@ -490,12 +623,11 @@ class PgServerHandle:
         self.thread.join(timeout)
 
 
-def start_pg_server(catalog_provider, warehouse, host: str = "127.0.0.1", port: int = 5433,
+def start_pg_server(runtime, host: str = "127.0.0.1", port: int = 5433,
                     user: str = "canon", password: str = "canon", *, ssl_context=None) -> PgServerHandle:
-    """Start the PostgreSQL wire server in a background thread (for `canon serve --pg-port`).
-
-    `catalog_provider()` returns the current Catalog (called at most once a second; a changed catalog
-    rebuilds the pg_catalog emulation). Returns once listening; `.stop()` shuts it down."""
+    """Start the PostgreSQL wire server in a background thread (for `canon serve --pg-port`), on the
+    same runtime as the HTTP API (a new catalog version rebuilds the pg_catalog emulation). Returns
+    once listening; `.stop()` shuts it down."""
     loop = asyncio.new_event_loop()
     started = threading.Event()
     holder: dict = {}
@@ -506,7 +638,7 @@ def start_pg_server(catalog_provider, warehouse, host: str = "127.0.0.1", port: 
 
     def main():
         asyncio.set_event_loop(loop)
-        task = loop.create_task(serve(catalog_provider, warehouse, host, port, user, password,
+        task = loop.create_task(serve(runtime, host, port, user, password,
                                       ssl_context=ssl_context, ready=ready))
         holder["task"] = task
         try:

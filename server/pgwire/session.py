@@ -9,7 +9,7 @@ the pg_catalog emulation.
 from __future__ import annotations
 
 import threading
-import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 import sqlglot
@@ -18,8 +18,10 @@ from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import TokenType
 
 from canon.compiler.catalog import Catalog
-from canon.compiler.compile import compile_request
 from canon.compiler.errors import CanonError
+
+from ..runtime import Identity
+from ..warehouses.base import QueryTicket
 
 from . import types as t
 from .errors import (FEATURE_NOT_SUPPORTED, IN_FAILED_TRANSACTION, INVALID_CURSOR_NAME, SYNTAX_ERROR,
@@ -41,6 +43,14 @@ class Result:
     rows: list[tuple] = field(default_factory=list)
     tag: str = ""
     notices: list[str] = field(default_factory=list)  # sent as NoticeResponse (deprecated metrics)
+    batches: Iterator[list[tuple]] | None = None  # a running query's rows, pulled batch by batch (server.py)
+
+    def materialize(self) -> "Result":
+        """All rows in memory (SQL cursors, which FETCH moves through freely; the row cap bounds them)."""
+        if self.batches is not None:
+            self.rows = [row for batch in self.batches for row in batch]
+            self.batches = None
+        return self
 
 
 @dataclass
@@ -55,30 +65,23 @@ class Prepared:
 
 
 class CatalogState:
-    """The catalog as this server sees it now, with its views and pg_catalog; rebuilt when it changes."""
+    """The runtime's catalog as this server sees it, with its views and pg_catalog emulation, rebuilt
+    when the runtime swaps in a new catalog version."""
 
-    def __init__(self, provider, warehouse):
-        self.provider = provider
-        self.warehouse = warehouse
+    def __init__(self, runtime):
+        self.runtime = runtime
         self._lock = threading.Lock()
-        self._checked = 0.0
         self._current: tuple[Catalog, dict[str, ViewTable], PgCatalog] | None = None
 
     def get(self) -> tuple[Catalog, dict[str, ViewTable], PgCatalog]:
+        catalog = self.runtime.catalog
+        current = self._current
+        if current is not None and current[0] is catalog:
+            return current
         with self._lock:
-            now = time.monotonic()
-            if self._current is None or now - self._checked > 1.0:
-                try:
-                    catalog = self.provider()
-                except CanonError as error:
-                    if self._current is None:
-                        raise from_canon_error(error) from None
-                    catalog = self._current[0]  # keep serving the last good catalog
-                self._checked = now
-                if self._current is None or catalog.version != self._current[0].version or not catalog.version:
-                    if self._current is None or catalog is not self._current[0]:
-                        views = view_tables(catalog)
-                        self._current = (catalog, views, PgCatalog(views))
+            if self._current is None or self._current[0] is not catalog:
+                views = view_tables(catalog)
+                self._current = (catalog, views, PgCatalog(views))
             return self._current
 
 
@@ -123,6 +126,8 @@ def _tokens(text: str) -> list[Tok]:
 class Session:
     def __init__(self, state: CatalogState, *, user: str, database: str, pid: int):
         self.state = state
+        self.runtime = state.runtime
+        self.ticket: QueryTicket | None = None  # the running query's; a CancelRequest stops it in the engine
         self.user = user
         self.database = database
         self.pid = pid
@@ -240,9 +245,10 @@ class Session:
                 if prepared.tree is None or find_view_tables(prepared.tree, self.state.get()[1]) == []:
                     raise PgError(FEATURE_NOT_SUPPORTED, "EXPLAIN works on queries over Canon's views")
                 query = self._translate(prepared, params)
-                catalog, _, _ = self.state.get()
-                compiled = compile_request(catalog, query.request, self.state.warehouse.dialect, pretty=True)
-                lines = [(line,) for line in compiled.sql.splitlines()]
+                compiled = self.runtime.prepare(self._request(query), identity=self._identity(),
+                                                catalog=self.state.get()[0]).compiled
+                sql = compiled.tree.sql(dialect=compiled.dialect, pretty=True)
+                lines = [(line,) for line in sql.splitlines()]
                 return Result([("QUERY PLAN", t.TEXT)], lines, "EXPLAIN")
             if prepared.kind == "declare":
                 return self._declare(prepared, params)
@@ -262,24 +268,34 @@ class Session:
         except CanonError as error:
             raise from_canon_error(error) from None
 
+    @staticmethod
+    def _request(query: SemanticQuery):
+        request = query.request
+        if query.having is not None:  # the compiler applies HAVING after aggregation, before order/limit
+            request = replace(request, having=(query.having.sql(dialect="duckdb"),))
+        return request
+
+    def _identity(self) -> Identity:
+        return Identity(user=self.user, via="pgwire")
+
     def _run_semantic(self, query: SemanticQuery) -> Result:
+        """Start the query through the runtime; its rows stream to the client in batches (server.py)."""
         columns = [(o.name, o.oid) for o in query.outputs]
         if query.empty:
             return Result(columns, [], "SELECT 0")
         catalog, _, _ = self.state.get()
-        warehouse = self.state.warehouse
-        request = query.request
-        if query.having is not None:  # the compiler applies HAVING after aggregation, before order/limit
-            request = replace(request, having=(query.having.sql(dialect="duckdb"),))
-        compiled = compile_request(catalog, request, warehouse.dialect)
-        keys = [name for name, _ in compiled.columns]
-        _, rows = warehouse.execute(compiled.sql)
-        index = {key: i for i, key in enumerate(keys)}
+        prepared = self.runtime.prepare(self._request(query), identity=self._identity(), catalog=catalog)
+        stream = self.runtime.stream(prepared, ticket=self.ticket)
+        index = {key: i for i, (key, _) in enumerate(prepared.compiled.columns)}
         picks = [index[o.key] for o in query.outputs]
-        out = [tuple(row[i] for i in picks) for row in rows]
-        from ..service import deprecation_warnings
 
-        return Result(columns, out, f"SELECT {len(out)}", notices=deprecation_warnings(catalog, request))
+        as_is = picks == list(range(len(prepared.compiled.columns)))  # SELECT *: the engine's rows, untouched
+
+        def batches():
+            for batch in stream:
+                yield batch if as_is else [tuple(row[i] for i in picks) for row in batch]
+
+        return Result(columns, [], "SELECT", notices=list(prepared.warnings), batches=batches())
 
     # --- utility statements ---------------------------------------------------------------------------
 
@@ -377,7 +393,7 @@ class Session:
         name = tokens[1].text if len(tokens) > 1 else ""
         upper = [tok.text.upper() for tok in tokens]
         inner = replace(prepared, kind="semantic" if find_view_tables(prepared.tree, self.state.get()[1]) else "catalog")
-        result = self.execute(inner, params)
+        result = self.execute(inner, params).materialize()
         self.cursors[name] = Cursor(name, result, hold="HOLD" in upper and "WITHOUT" not in upper)
         return Result(None, tag="DECLARE CURSOR")
 

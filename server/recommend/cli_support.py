@@ -21,20 +21,12 @@ def open_store(project, warehouse: str | None, *, days: int | None = None):
     """A SnapshotStore over the project's catalog and warehouse. `current()` reuses the snapshot
     persisted by the server or by `canon recommendations refresh` when it was built from the same
     catalog and the same warehouse file; otherwise it builds (and persists) a new one."""
-    from ..catalog_cache import load_catalog_cached
-    from ..project import find_project, warehouse_url
-    from ..warehouse import open_warehouse
+    from ..runtime import Runtime
     from .routes import settings
 
-    root = find_project(project)
-    catalog = load_catalog_cached(root)
-    store_url = warehouse_url(root, warehouse)
-    connection = open_warehouse(store_url)
-    try:
-        yield SnapshotStore(root, lambda: catalog, lambda: connection,
-                            days=settings(root)["window_days"] if days is None else days)
-    finally:
-        connection.close()
+    with Runtime.open(project, warehouse, cached_catalog=True) as runtime:
+        yield SnapshotStore(runtime.project, lambda: runtime.catalog, lambda: runtime,
+                            days=settings(runtime.project)["window_days"] if days is None else days)
 
 
 def audience_salt(project) -> str:

@@ -157,11 +157,11 @@ def load_events(execute, dialect: str, events: list[dict]) -> int:
 def load_into_warehouse(url: str, journal: FeedbackJournal) -> int:
     """Load the whole journal into the warehouse at `url` (a DuckDB file is opened read-write, so no
     other process may hold it)."""
-    from ..warehouse import is_postgres_url
+    from ..warehouses.postgres import is_postgres_url
 
     events = journal.events()
     if is_postgres_url(url):
-        from ..postgres import PostgresWarehouse
+        from ..warehouses.postgres import PostgresWarehouse
 
         warehouse = PostgresWarehouse(url)
         try:

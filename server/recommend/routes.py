@@ -3,7 +3,7 @@
     install(app, project, warehouse_url)   # in server.http_api.create_app
 
 `install` adds the router and wraps the app's lifespan: before the app opens the warehouse, the
-feedback journal is loaded into it (see feedback.py); once the app's catalog and query runner are on
+feedback journal is loaded into it (see feedback.py); once the app's runtime is on
 `app.state`, a snapshot persisted from the same catalog and DuckDB file (if any) serves at once, a
 fresh one is built in the background (requests wait up to 30 s for the first), and a thread
 refreshes it every `recommendations.refresh_minutes` of canon.yml (or
@@ -52,7 +52,7 @@ class RecommendState:
 
     def feedback_writer(self):
         if self.writer is None:
-            from ..postgres import PostgresWarehouse
+            from ..warehouses.postgres import PostgresWarehouse
 
             self.writer = PostgresWarehouse(self.warehouse_url)
         return self.writer
@@ -68,7 +68,7 @@ def settings(project: Path) -> dict:
 
 def install(app: FastAPI, project, warehouse_url: str) -> None:
     """Add the recommendation endpoints to `app` and their start-up / shut-down work to its lifespan."""
-    from ..warehouse import is_postgres_url
+    from ..warehouses.postgres import is_postgres_url
 
     project = Path(project)
     app.include_router(router)
@@ -85,7 +85,7 @@ def install(app: FastAPI, project, warehouse_url: str) -> None:
             except Exception as error:  # noqa: BLE001 — the journal keeps them; next start retries
                 log.warning("recommendation feedback not loaded into the warehouse yet: %s", error)
         async with inner(app_) as state:
-            store = SnapshotStore(project, lambda: app_.state.catalog_state.catalog, lambda: app_.state.runner,
+            store = SnapshotStore(project, lambda: app_.state.runtime.catalog, lambda: app_.state.runtime,
                                   days=config["window_days"], freeze_gc=True)
             app_.state.recommend = RecommendState(store, journal, warehouse_url, is_postgres_url(warehouse_url))
             # serve at once from a snapshot persisted from this same catalog and DuckDB file, if any;

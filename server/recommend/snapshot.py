@@ -36,7 +36,6 @@ from typing import Callable
 from canon.compiler.errors import QueryError
 from canon.compiler.request import QueryRequest
 
-from ..service import run_query
 
 log = logging.getLogger("canon.recommend")
 
@@ -139,8 +138,9 @@ class AffinitySnapshot:
 # --- building -------------------------------------------------------------------------------------
 
 
-def _rows(catalog, warehouse, **request) -> list[list]:
-    return run_query(catalog, warehouse, QueryRequest(**request)).rows
+def _rows(catalog, runtime, **request) -> list[list]:
+    """Rows of a governed metric query, through the runtime (no row cap: the snapshot needs them all)."""
+    return runtime.query(QueryRequest(**request), catalog=catalog, capped=False).rows
 
 
 def last_order_date(catalog, warehouse) -> str:
@@ -245,8 +245,8 @@ def warehouse_key(url: str) -> tuple:
 class SnapshotStore:
     """Holds the current snapshot; `refresh` builds a new one and swaps it in atomically.
 
-    `catalog` and `warehouse` are callables returning the catalog and the warehouse to use at refresh
-    time (the server's hot-reloaded catalog and its query runner)."""
+    `catalog` and `warehouse` are callables returning the catalog and the runtime to query at refresh
+    time (the server's hot-reloaded catalog and its runtime)."""
 
     def __init__(self, project: Path | None, catalog: Callable, warehouse: Callable, *,
                  days: int = DEFAULT_WINDOW_DAYS, persist: bool = True, freeze_gc: bool = False):

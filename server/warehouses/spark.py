@@ -6,15 +6,23 @@ the real engine. It is meant for tests and small data: the session runs in the d
 web UI off, few shuffle partitions and the session time zone fixed to UTC (stored times are naive UTC, so
 the JVM's zone must never shift them).
 
+Each query runs in a job group of its own (`setJobGroup(..., interruptOnCancel=True)`): a cancel or the
+timeout calls `cancelJobGroup`, which kills its running tasks. Rows come through `toLocalIterator()`,
+one partition at a time (a job per partition, run as the batches are read), so the driver holds one
+partition and one batch, not the whole result; the job group reaches those jobs because Spark's
+serving thread inherits the caller's local properties.
+
 Needs `pyspark` (pip install 'canon-semantic[test]') and a Java runtime (17 or newer).
 """
 
 from __future__ import annotations
 
+import uuid
 
-from canon.compiler.errors import WarehouseError
+from canon.compiler.errors import QueryCancelledError, WarehouseError, WarehouseUnavailableError
 
-from .parquet_export import tables_at_url
+from ..parquet_export import tables_at_url
+from .base import DEFAULT_BATCH_ROWS, QueryTicket, RunningQuery, Stream, StreamingWarehouse, group_batches
 
 URL_PREFIX = "spark-local:"
 
@@ -38,7 +46,7 @@ def is_spark_url(url: str) -> bool:
     return url.startswith(URL_PREFIX)
 
 
-class SparkWarehouse:
+class SparkWarehouse(StreamingWarehouse):
     dialect = "spark"
 
     def __init__(self, url: str, *, master: str = "local[2]", conf: dict[str, str] | None = None):
@@ -57,7 +65,7 @@ class SparkWarehouse:
         try:
             self._spark = builder.getOrCreate()
         except (PySparkException, Py4JError, OSError) as error:  # no JVM, bad JAVA_HOME, ...
-            raise WarehouseError(f"cannot start a local Spark session: {_first_line(error)}",
+            raise WarehouseUnavailableError(f"cannot start a local Spark session: {_first_line(error)}",
                                  hint="install a Java 17+ runtime and set JAVA_HOME") from None
         # a reused session keeps its settings: the time zone is the one that matters for correctness
         self._spark.conf.set("spark.sql.session.timeZone", "UTC")
@@ -66,18 +74,25 @@ class SparkWarehouse:
             self._spark.read.parquet(str(path)).createOrReplaceTempView(name)
         self.tables = sorted(tables)
 
-    def execute(self, sql: str) -> tuple[list[str], list[tuple]]:
-        from py4j.protocol import Py4JError
-        from pyspark.errors import PySparkException
+    def stream(self, sql: str, *, timeout_s: float | None = None, ticket: QueryTicket | None = None,
+               batch_rows: int = DEFAULT_BATCH_ROWS) -> Stream:
+        run = RunningQuery(ticket, timeout_s, batch_rows)
+        context = self._spark.sparkContext
+        group = f"canon-{uuid.uuid4().hex}"
 
-        try:
-            frame = self._spark.sql(sql)
-            names = list(frame.columns)
-            rows = [tuple(row) for row in frame.collect()]
-        except (PySparkException, Py4JError) as error:  # analysis, parse and runtime errors
-            raise WarehouseError(f"the warehouse rejected the query: {_first_line(error)}",
-                                 hint="check that the warehouse has the tables the catalog names") from None
-        return names, rows
+        def start():
+            # job groups are per thread: set for this one, and inherited by the thread serving the rows
+            context.setJobGroup(group, "canon query", interruptOnCancel=True)
+            try:
+                run.on_cancel(lambda: context.cancelJobGroup(group), repeat_s=0.05)
+                frame = self._spark.sql(sql)  # parsed and analysed here; no job runs yet
+                rows = frame.toLocalIterator()
+            finally:
+                context.setLocalProperty("spark.jobGroup.id", None)
+            run.defer(lambda: _stop(context, group, rows))
+            return list(frame.columns), group_batches((tuple(row) for row in rows), run.batch_rows)
+
+        return run.stream(start, _translate)
 
     def close(self) -> None:
         # the temp views belong to this warehouse; the session (and its JVM) may be shared, so stays up
@@ -91,6 +106,28 @@ class SparkWarehouse:
         self._spark.stop()
 
 
+def _stop(context, group: str, rows) -> None:
+    """The query ended: close the row iterator (Spark stops serving) and cancel what still runs."""
+    try:
+        rows.close()
+    finally:
+        context.cancelJobGroup(group)
+
+
+def _translate(error: Exception) -> Exception | None:
+    from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkException
+
+    if not isinstance(error, (PySparkException, Py4JError)):
+        return None
+    message = _first_line(error)
+    if "SPARK_JOB_CANCELLED" in message or "cancelled part of cancelled job group" in message:
+        return QueryCancelledError(f"Spark cancelled the query: {message}")
+    return WarehouseError(f"the warehouse rejected the query: {message}",  # analysis, parse and runtime errors
+                          hint="check that the warehouse has the tables the catalog names")
+
+
 def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
+    java = getattr(error, "java_exception", None)  # a Py4JJavaError: the Java exception says what happened
+    text = str(java if java is not None else error).strip()
     return text.splitlines()[0] if text else type(error).__name__

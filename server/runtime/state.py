@@ -19,7 +19,7 @@ from canon.compiler.catalog import Catalog
 from canon.compiler.compile import load_catalog
 from canon.compiler.errors import CanonError, CatalogErrors
 
-from .catalog_cache import fingerprint
+from ..catalog_cache import fingerprint, load_catalog_cached
 
 log = logging.getLogger("canon.reload")
 
@@ -47,16 +47,23 @@ class CatalogSnapshot:
 class CatalogState:
     """The catalog being served, and the errors of the last attempt to replace it."""
 
-    project: Path
+    project: Path | None
     snapshot: CatalogSnapshot
     errors: list[dict] = field(default_factory=list)
     failed_fingerprint: str | None = None
     reloads: int = 0
 
     @classmethod
-    def load(cls, project: Path) -> "CatalogState":
+    def load(cls, project: Path, *, cached: bool = False) -> "CatalogState":
+        """`cached`: read the validated catalog from .canon/ when the files have not changed (the CLI)."""
         key = fingerprint(project)
-        return cls(project, CatalogSnapshot(load_catalog(project), key, _now()))
+        catalog = load_catalog_cached(project) if cached else load_catalog(project)
+        return cls(project, CatalogSnapshot(catalog, key, _now()))
+
+    @classmethod
+    def fixed(cls, catalog: Catalog) -> "CatalogState":
+        """A state that serves one catalog and never reloads (no project folder)."""
+        return cls(None, CatalogSnapshot(catalog, "", _now()))
 
     @property
     def catalog(self) -> Catalog:
@@ -64,6 +71,8 @@ class CatalogState:
 
     def check(self) -> bool:
         """Reload when the files changed; True when a new catalog was swapped in."""
+        if self.project is None:
+            return False
         try:
             key = fingerprint(self.project)
         except OSError as error:  # a file vanished mid-scan (editor save): try again next tick

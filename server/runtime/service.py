@@ -1,0 +1,369 @@
+"""The runtime: the one service every front end runs its queries through.
+
+    runtime = Runtime.open(project, warehouse_url, background=True)   # servers: reload + freshness threads
+    result = runtime.query(QueryRequest(metrics=("revenue",)), identity=Identity("ann", "http"))
+    stream = runtime.stream(request, ticket=ticket)                     # rows in bounded batches (wire)
+    names, rows = runtime.run_sql(tree)                                 # Canon-built SQL (values, tests)
+
+It owns the catalog snapshot (hot reload), the compile cache, the warehouse, the guard rails (time and
+row caps), source freshness (refreshed in the background), lineage (built once per catalog version)
+and the identity every query carries. Front ends translate their protocol into a QueryRequest and the
+result back; nothing else. Everything here blocks: async front ends call `await runtime.run(...)`,
+which runs the work in the runtime's pool and stops the engine's query when the caller goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+
+from sqlglot import exp
+
+from canon.compiler.catalog import Catalog
+from canon.compiler.compile import CompiledQuery
+from canon.compiler.errors import (CanonError, QueryError, QueryTimeoutError, ResultTooLargeError, WarehouseUnavailableError)
+from canon.compiler.request import QueryRequest
+
+from ..results import QueryResult, column_type, json_value
+from ..warehouses.base import DEFAULT_BATCH_ROWS, QueryTicket
+from .access import ANONYMOUS, Identity, apply_policies
+from .compile_cache import CompileCache
+from .freshness import FreshnessMonitor
+from .limits import Limits
+from .state import CatalogState, Reloader
+
+log = logging.getLogger("canon.runtime")
+
+QUERY_WORKERS = 16
+GRACE_S = 5.0  # how long past its cap a caller waits for an engine that does not stop by itself
+
+
+@dataclass
+class Prepared:
+    """A request made ready to run: policies applied, caps set, SQL compiled, warnings known."""
+
+    catalog: Catalog
+    request: QueryRequest
+    compiled: CompiledQuery
+    row_cap: int | None  # None: internal callers, no cap
+    timeout_s: float
+    warnings: list[str]
+
+    @property
+    def columns(self) -> list[dict]:
+        return [{"name": name, "type": column_type(kind)} for name, kind in self.compiled.columns]
+
+
+class QueryStream:
+    """The rows of one running query, in batches of raw engine values. Past the row cap it either
+    stops with `truncated` set and a warning (`overflow="cut"`) or raises ResultTooLargeError."""
+
+    def __init__(self, prepared: Prepared, stream, overflow: str):
+        self.prepared, self._stream, self._overflow = prepared, stream, overflow
+        self.rows_sent = 0
+        self.truncated = False
+
+    @property
+    def columns(self) -> list[dict]:
+        return self.prepared.columns
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.prepared.warnings
+
+    def __iter__(self):
+        cap = self.prepared.row_cap
+        try:
+            for batch in self._stream:
+                if cap is not None and self.rows_sent + len(batch) > cap:
+                    batch = batch[:cap - self.rows_sent]
+                    if batch:
+                        self.rows_sent += len(batch)
+                        yield batch
+                    self._over_cap(cap)
+                    return
+                self.rows_sent += len(batch)
+                yield batch
+        finally:
+            self.close()
+
+    def _over_cap(self, cap: int) -> None:
+        if self._overflow == "error":
+            raise ResultTooLargeError(f"the result has more than {cap:,} rows, this server's row limit",
+                                      hint="add filters, group by fewer dimensions or add a LIMIT; an operator can "
+                                           "raise limits.max_rows in canon.yml")
+        self.truncated = True
+        self.prepared.warnings.append(f"the result has more than {cap:,} rows and was cut there; add filters or a limit")
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+class Runtime:
+    def __init__(self, state: CatalogState, warehouse_url: str, limits: Limits = Limits(), *,
+                 reload_interval_s: float = 0, freshness_interval_s: float = 60.0):
+        self.state = state
+        self.project = state.project
+        self.url = warehouse_url
+        self.limits = limits
+        self.compiled = CompileCache()
+        self.pool = ThreadPoolExecutor(max_workers=QUERY_WORKERS, thread_name_prefix="canon-query")
+        self.last_error: str | None = None
+        self._warehouse = None
+        self._owns_warehouse = True
+        self._open_lock = threading.Lock()
+        self._lineage: tuple[str, object] | None = None
+        self._reload_interval_s = reload_interval_s
+        self._reloader: Reloader | None = None
+        self.freshness = FreshnessMonitor(lambda: self.catalog, self.internal, self.lineage, freshness_interval_s)
+
+    @classmethod
+    def open(cls, project=None, warehouse_url: str | None = None, *, query_timeout_s: float | None = None,
+             max_rows: int | None = None, reload_interval_s: float = 0, cached_catalog: bool = False) -> "Runtime":
+        """The runtime of a project (found as the CLI finds it) and its warehouse (flag, environment,
+        canon.yml, demo). `cached_catalog` reads the validated catalog from .canon/ (one-shot CLI calls)."""
+        from ..project import find_project, load_config, warehouse_url as resolve_warehouse
+
+        root = find_project(project)
+        state = CatalogState.load(root, cached=cached_catalog)
+        limits = Limits.from_config(load_config(root), query_timeout_s=query_timeout_s, max_rows=max_rows)
+        return cls(state, resolve_warehouse(root, warehouse_url), limits, reload_interval_s=reload_interval_s)
+
+    @classmethod
+    def over(cls, catalog: Catalog, warehouse, limits: Limits = Limits()) -> "Runtime":
+        """A runtime over a catalog and an open warehouse (notebooks, tests, embedding): no project
+        folder, no reload. The caller keeps owning the warehouse."""
+        runtime = cls(CatalogState.fixed(catalog), warehouse.url, limits)
+        runtime._warehouse = warehouse
+        runtime._owns_warehouse = False
+        return runtime
+
+    # --- lifecycle ----------------------------------------------------------------------------------
+
+    def start(self) -> "Runtime":
+        """Start the background work of a server: the catalog watcher and the freshness monitor."""
+        if self._reload_interval_s:
+            self._reloader = Reloader(self.state, self._reload_interval_s).start()
+        self.freshness.start()
+        return self
+
+    def close(self) -> None:
+        if self._reloader is not None:
+            self._reloader.stop()
+        self.freshness.stop()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        if self._warehouse is not None and self._owns_warehouse:
+            try:
+                self._warehouse.close()
+            except Exception:  # noqa: BLE001 — closing must not fail a shutdown
+                log.debug("closing the warehouse failed", exc_info=True)
+            self._warehouse = None
+
+    def __enter__(self) -> "Runtime":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- what it holds --------------------------------------------------------------------------------
+
+    @property
+    def catalog(self) -> Catalog:
+        """The catalog now. Read it once per request: a reload mid-request cannot mix two versions."""
+        return self.state.catalog
+
+    def warehouse(self):
+        """The warehouse, opened on first use (so one that is down now can come back)."""
+        if self._warehouse is not None:
+            return self._warehouse
+        with self._open_lock:
+            if self._warehouse is None:
+                from ..warehouses import open_warehouse
+
+                try:
+                    self._warehouse = open_warehouse(self.url)
+                    self.last_error = None
+                except CanonError as error:
+                    self.last_error = error.message
+                    raise WarehouseUnavailableError(f"the warehouse is unavailable: {error.message}",
+                                                    hint=error.hint) from None
+                except Exception as error:  # noqa: BLE001 — a driver error is still "unavailable"
+                    self.last_error = f"{type(error).__name__}: {error}"
+                    raise WarehouseUnavailableError(f"the warehouse is unavailable: {self.last_error}") from None
+        return self._warehouse
+
+    @property
+    def is_open(self) -> bool:
+        return self._warehouse is not None
+
+    @property
+    def dialect(self) -> str:
+        return self.warehouse().dialect
+
+    @property
+    def sql_dialect(self) -> str:
+        """The warehouse's SQL dialect, known from its URL without opening it."""
+        return dialect_of_url(self.url)
+
+    def lineage(self, catalog: Catalog | None = None):
+        """The lineage graph of a catalog version, built once."""
+        catalog = catalog or self.catalog
+        current = self._lineage
+        if current is None or current[0] != catalog.version or not catalog.version:
+            from canon.compiler.lineage import build_lineage
+
+            current = (catalog.version, build_lineage(catalog))
+            self._lineage = current
+        return current[1]
+
+    # --- queries -----------------------------------------------------------------------------------------
+
+    def prepare(self, request: QueryRequest, *, identity: Identity = ANONYMOUS, timeout_s: float | None = None,
+                max_rows: int | None = None, capped: bool = True, catalog: Catalog | None = None,
+                dialect: str | None = None) -> Prepared:
+        """Policies, caps and the compiled SQL of a request, without running it. Bad requests fail here,
+        before the warehouse is touched (so they are 4xx even while it is down)."""
+        catalog = catalog or self.catalog
+        request = apply_policies(catalog, request, identity)
+        cap = self.limits.rows_for(max_rows) if capped else None
+        if cap is not None:
+            request = self._capped(request, cap)
+        timeout = self.limits.timeout_for(timeout_s)
+        dialect = dialect or self.sql_dialect
+        compiled = self.compiled.compile(catalog, request, dialect)
+        warnings = deprecation_warnings(catalog, request) + self.freshness.warnings(catalog, request.metrics)
+        return Prepared(catalog, request, compiled, cap, timeout, warnings)
+
+    @staticmethod
+    def _capped(request: QueryRequest, cap: int) -> QueryRequest:
+        if request.limit is None:
+            return replace(request, limit=cap + 1)  # one row more tells that the answer was cut
+        if isinstance(request.limit, bool) or not isinstance(request.limit, int):
+            raise QueryError(f"limit: {request.limit!r} must be a whole number")
+        if request.limit > cap:
+            raise QueryError(f"limit: {request.limit:,} is above this server's row limit of {cap:,}",
+                             hint=f"ask for at most {cap:,} rows, and page with offset")
+        return request
+
+    def stream(self, request: QueryRequest | Prepared, *, ticket: QueryTicket | None = None,
+               batch_rows: int = DEFAULT_BATCH_ROWS, overflow: str = "error", **options) -> QueryStream:
+        """Start a query; its rows arrive in batches as the engine produces them."""
+        prepared = request if isinstance(request, Prepared) else self.prepare(request, **options)
+        rows = self.warehouse().stream(prepared.compiled.sql, timeout_s=prepared.timeout_s, ticket=ticket,
+                                       batch_rows=batch_rows)
+        return QueryStream(prepared, rows, overflow)
+
+    def query(self, request: QueryRequest | Prepared, *, ticket: QueryTicket | None = None, overflow: str = "cut",
+              **options) -> QueryResult:
+        """Run a request and collect its rows as JSON values."""
+        started = time.perf_counter()
+        stream = self.stream(request, ticket=ticket, overflow=overflow, **options)
+        rows = [[json_value(v) for v in row] for batch in stream for row in batch]
+        result = QueryResult(columns=stream.columns, rows=rows, sql=stream.prepared.compiled.sql,
+                             elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
+                             warnings=stream.warnings or None)
+        result.truncated = stream.truncated
+        return result
+
+    def count_rows(self, request: QueryRequest, *, catalog: Catalog | None = None, identity: Identity = ANONYMOUS,
+                   ticket: QueryTicket | None = None) -> int:
+        """How many rows a request has without limit and offset, counted by the engine (Cube's `total`)."""
+        prepared = self.prepare(request, identity=identity, capped=False, catalog=catalog)
+        tree = exp.select(exp.Count(this=exp.Star())).from_(prepared.compiled.tree.subquery("_canon_total", copy=True))
+        _, rows = self.run_sql(tree, timeout_s=prepared.timeout_s, ticket=ticket)
+        return int(rows[0][0])
+
+    def run_sql(self, sql: str | exp.Expression, *, timeout_s: float | None = None,
+                ticket: QueryTicket | None = None) -> tuple[list[str], list[tuple]]:
+        """Run SQL that Canon built itself (dimension values, freshness, data tests, samples), under the
+        same time cap. Never user text: callers pass sqlglot trees or SQL rendered from them."""
+        warehouse = self.warehouse()
+        text = sql.sql(dialect=warehouse.dialect) if isinstance(sql, exp.Expression) else sql
+        return warehouse.execute(text, timeout_s=self.limits.timeout_for(timeout_s), ticket=ticket)
+
+    @functools.cached_property
+    def internal(self) -> "InternalRunner":
+        return InternalRunner(self)
+
+    def ping(self) -> dict:
+        started = time.perf_counter()
+        try:
+            self.run_sql(exp.select(exp.Literal.number(1)), timeout_s=min(5.0, self.limits.max_query_timeout_s))
+            return {"reachable": True, "dialect": self.dialect, "url": safe_url(self.url),
+                    "latency_ms": round((time.perf_counter() - started) * 1000, 3)}
+        except CanonError as error:
+            return {"reachable": False, "url": safe_url(self.url), "error": error.message, "hint": error.hint}
+
+    # --- for async front ends ------------------------------------------------------------------------------
+
+    async def run(self, fn, *args, ticket: QueryTicket | None = None, timeout_s: float | None = None):
+        """Run blocking work in the query pool. When the caller is cancelled (a client that went away),
+        the ticket stops the engine's query; a caller never waits much past the time cap."""
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self.pool, functools.partial(fn, *args))
+        limit = (timeout_s or self.limits.max_query_timeout_s) + GRACE_S
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout=limit)
+        except asyncio.TimeoutError:
+            if ticket is not None:
+                ticket.cancel("timeout")
+            raise QueryTimeoutError(f"the query ran longer than the {limit - GRACE_S:g} s limit") from None
+        except asyncio.CancelledError:
+            if ticket is not None:
+                ticket.cancel("cancelled")
+            raise
+
+
+class InternalRunner:
+    """The runtime seen as a warehouse, for Canon's own queries (freshness, data tests, diffs): the
+    governance modules take anything with `dialect` and `execute(sql)`."""
+
+    def __init__(self, runtime: Runtime):
+        self._runtime = runtime
+
+    @property
+    def dialect(self) -> str:
+        return self._runtime.dialect
+
+    def execute(self, sql: str) -> tuple[list[str], list[tuple]]:
+        return self._runtime.run_sql(sql)
+
+
+def dialect_of_url(url: str) -> str:
+    """The SQL dialect of a warehouse URL (see warehouses.open_warehouse)."""
+    if url.startswith(("postgres://", "postgresql://")):
+        return "postgres"
+    if url.startswith("spark-local:"):
+        return "spark"
+    if url.startswith("chdb:"):
+        return "clickhouse"
+    return "duckdb"
+
+
+def deprecation_warnings(catalog: Catalog, request: QueryRequest) -> list[str]:
+    warnings = []
+    for name in request.metrics:
+        metric = catalog.metrics.get(name)
+        if metric is not None and metric.tier == "deprecated":
+            text = f"metric '{name}' is deprecated"
+            if metric.replaced_by:
+                text += f"; use '{metric.replaced_by}' instead"
+            if metric.sunset:
+                text += f" (removed after {metric.sunset})"
+            warnings.append(text)
+    return warnings
+
+
+def safe_url(url: str) -> str:
+    """A warehouse URL without its password."""
+    if "://" in url and "@" in url:
+        scheme, rest = url.split("://", 1)
+        credentials, host = rest.rsplit("@", 1)
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return url
