@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from canon.compiler.compile import compile_request, load_catalog
+from canon.compiler.request import QueryRequest
 
-from canon.compiler.compile import compile_request, load_catalog  # noqa: E402
-from canon.compiler.request import QueryRequest  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 CASES = {
     "simple_metric_by_month": QueryRequest(metrics=("revenue",), dimensions=("metric_time.month",)),

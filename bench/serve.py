@@ -11,18 +11,62 @@ with N threads. Prints both and the overhead per request. Bounded in requests an
 from __future__ import annotations
 
 import argparse
+import shutil
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 QUERY = {"metrics": ["revenue"], "dimensions": ["product.category", "metric_time.month"]}
+
+
+def copy_project(target: Path) -> Path:
+    for name in ("semantic_models", "metrics"):
+        shutil.copytree(ROOT / name, target / name)
+    shutil.copy(ROOT / "canon.yml", target / "canon.yml")
+    return target
+
+
+@contextmanager
+def serve(project: Path, warehouse: Path, *extra: str, timeout: float = 60):
+    """`canon serve` in a subprocess on a free loopback port; yields its base URL and stops it afterwards."""
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "canon.server.cli", "serve", "--project", str(project),
+                             "--warehouse", str(warehouse), "--port", str(port), *extra],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=str(project))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"canon serve exited with {proc.returncode}")
+            try:
+                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("canon serve did not start in time")
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def measure(call, clients: int, requests: int, seconds: float) -> dict:
@@ -65,8 +109,6 @@ def main() -> None:
 
     import duckdb
     import httpx
-
-    from tests.test_http_helpers import copy_project, serve
 
     with tempfile.TemporaryDirectory(prefix="canon-bench-") as tmp:
         tmp = Path(tmp)

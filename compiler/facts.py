@@ -5,7 +5,8 @@ leaves one frozen `MetricFacts` per metric in `catalog.facts`. Lineage, introspe
 and the front ends read these instead of walking definitions themselves.
 
 What differs between metric types sits in one table, `KINDS`: the metrics a type uses (and in
-which role), the measures it aggregates itself, and the models its rows are grouped from.
+which role), the measures it aggregates itself, what its own definition reads, and the models its
+rows are grouped from.
 """
 
 from __future__ import annotations
@@ -58,21 +59,56 @@ def _use(role: str, item: str | m.MetricInput) -> Input:
     return Input(role, item.name, item.filter, item.alias)
 
 
+Steps = tuple[list[tuple[str, str]], list[tuple[str, str]]]
+
+
+def _simple_reads(catalog: Catalog, metric: m.SimpleMetric) -> Steps:
+    """Its measure, the measure model's default time, its filter's dimensions (each joined from
+    the measure's model)."""
+    source = metric.measure.partition(".")[0]
+    steps, joins = [("measure", source)], []
+    time = catalog.models[source].default_time
+    if time is not None:
+        steps.append(("dimension", time.model))
+        joins.append((source, time.model))
+    for model in _filter_models(catalog, catalog.metric_filters.get(metric.name)):
+        steps.append(("dimension", model))
+        joins.append((source, model))
+    return steps, joins
+
+
+def _affinity_reads(catalog: Catalog, metric: m.AffinityMetric) -> Steps:
+    info = catalog.affinities.get(metric.name)
+    if info is None:
+        return [], []
+    steps = [("model", info.bridge), ("model", info.basket_model), ("model", info.item_model)]
+    joins = []
+    for model in _filter_models(catalog, info.filter):
+        steps.append(("dimension", model))
+        joins.append((info.bridge, model))
+    return steps, joins
+
+
 class Kind(NamedTuple):
-    inputs: Callable[[object], tuple[Input, ...]]
-    measures: Callable[[object], tuple[str, ...]] = lambda metric: ()
-    # which inputs' grouped models a metric is grouped on (conversion: the base events' only)
-    grouped_by: Callable[[tuple[Input, ...]], tuple[Input, ...]] = lambda inputs: inputs
+    inputs: Callable[[object], tuple[Input, ...]]  # the metrics it uses, in their roles
+    measures: Callable[[object], tuple[str, ...]] = lambda x: ()  # measures it aggregates itself
+    # what its own definition names: ('measure' | 'dimension' | 'model', model) steps and joins
+    reads: Callable[[Catalog, object], Steps] = lambda catalog, x: ([], [])
+    # the models its rows are grouped from; `via(inputs)` gives those of input metrics
+    grouped: Callable[[Catalog, object, Callable], tuple[str, ...]] = lambda catalog, x, via: via(inputs_of(x))
 
 
 KINDS: dict[type, Kind] = {
-    m.SimpleMetric: Kind(lambda x: (), lambda x: (x.measure,)),
+    m.SimpleMetric: Kind(lambda x: (), lambda x: (x.measure,), _simple_reads,
+                         lambda catalog, x, via: (x.measure.partition(".")[0],)),
     m.RatioMetric: Kind(lambda x: (_use("numerator", x.numerator), _use("denominator", x.denominator))),
     m.DerivedMetric: Kind(lambda x: tuple(_use("metrics", i) for i in x.metrics)),
     m.CumulativeMetric: Kind(lambda x: (Input("metric", x.metric),)),
+    # grouped by the base events' dimensions only
     m.ConversionMetric: Kind(lambda x: (Input("base", x.base), Input("conversion", x.conversion)),
-                             grouped_by=lambda inputs: inputs[:1]),
-    m.AffinityMetric: Kind(lambda x: ()),
+                             grouped=lambda catalog, x, via: via(inputs_of(x)[:1])),
+    m.AffinityMetric: Kind(lambda x: (), reads=_affinity_reads,
+                           grouped=lambda catalog, x, via: (catalog.affinities[x.name].basket_model,)),
 }
 
 
@@ -95,7 +131,7 @@ def _facts(catalog: Catalog, name: str, inputs: dict, grouped: dict, tables: dic
     metric = catalog.metrics[name]
     metrics, measures = _transitive(catalog, name, inputs)
     agg, additive = None, False
-    if isinstance(metric, m.SimpleMetric):  # one type's own question: which measure it aggregates
+    if isinstance(metric, m.SimpleMetric):  # one type's own question: how its measure aggregates
         info = _measure(catalog, metric.measure)
         agg = info.agg
         additive = agg in ADDITIVE_AGGS and info.per is None and info.non_additive is None
@@ -124,16 +160,13 @@ def _transitive(catalog: Catalog, name: str, inputs: dict) -> tuple[tuple[str, .
 
 def _grouped(catalog: Catalog, name: str, inputs: dict, memo: dict) -> tuple[str, ...]:
     if name not in memo:
+        memo[name] = ()  # a cycle is a validation error; this only keeps a bug from looping
         metric = catalog.metrics[name]
-        if isinstance(metric, m.SimpleMetric):
-            found = (metric.measure.partition(".")[0],)
-        elif name in catalog.affinities:
-            found = (catalog.affinities[name].basket_model,)
-        else:
-            memo[name] = ()  # a cycle is a validation error; this only keeps a bug from looping
-            uses = KINDS[type(metric)].grouped_by(inputs[name])
-            found = tuple(dict.fromkeys(g for use in uses for g in _grouped(catalog, use.metric, inputs, memo)))
-        memo[name] = found
+
+        def via(uses) -> tuple[str, ...]:
+            return tuple(dict.fromkeys(g for use in uses for g in _grouped(catalog, use.metric, inputs, memo)))
+
+        memo[name] = KINDS[type(metric)].grouped(catalog, metric, via)
     return memo[name]
 
 
@@ -171,28 +204,11 @@ def _reads(catalog: Catalog, name: str, inputs: dict, tables: dict) -> tuple[tup
     return tuple(models), tuple(sorted({t for model in (*models, *joined) for t in tables[model]}))
 
 
-def _metric_steps(catalog: Catalog, name: str, inputs: dict) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """What a metric names next, in order ('metric' | 'measure' | 'dimension' | 'model', target: the
-    target's model for measures and dimensions), and the joins it makes (source model, target model)."""
+def _metric_steps(catalog: Catalog, name: str, inputs: dict) -> Steps:
+    """What a metric names next, in lineage's edge order: its own reads, then each input metric
+    and its filter's dimensions; and the joins it makes (source model, target model)."""
     metric = catalog.metrics[name]
-    steps: list[tuple[str, str]] = []
-    joins: list[tuple[str, str]] = []
-    if isinstance(metric, m.SimpleMetric):
-        source = metric.measure.partition(".")[0]
-        steps.append(("measure", source))
-        time = catalog.models[source].default_time
-        if time is not None:
-            steps.append(("dimension", time.model))
-            joins.append((source, time.model))
-        for model in _filter_models(catalog, catalog.metric_filters.get(name)):
-            steps.append(("dimension", model))
-            joins.append((source, model))
-    elif name in catalog.affinities:
-        info = catalog.affinities[name]
-        steps += [("model", info.bridge), ("model", info.basket_model), ("model", info.item_model)]
-        for model in _filter_models(catalog, info.filter):
-            steps.append(("dimension", model))
-            joins.append((info.bridge, model))
+    steps, joins = KINDS[type(metric)].reads(catalog, metric)
     for use in inputs[name]:
         if use.metric in catalog.metrics and use.metric != name:
             steps.append(("metric", use.metric))

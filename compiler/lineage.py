@@ -353,11 +353,12 @@ def _add_inputs(graph: LineageGraph, catalog: Catalog, name: str, metric, column
                 _add_filter(graph, catalog, mid, use.filter, f"{role} filter", None, columns)
 
 
-_METRIC_EDGES = {m.SimpleMetric: _add_simple, m.AffinityMetric: _add_affinity}  # others: _add_inputs
+_METRIC_EDGES = {m.SimpleMetric: _add_simple, m.AffinityMetric: _add_affinity, m.RatioMetric: _add_inputs,
+                 m.DerivedMetric: _add_inputs, m.CumulativeMetric: _add_inputs, m.ConversionMetric: _add_inputs}
 
 
 def _add_metric(graph: LineageGraph, catalog: Catalog, name: str, metric, columns: _ModelColumns):
-    _METRIC_EDGES.get(type(metric), _add_inputs)(graph, catalog, name, metric, columns)
+    _METRIC_EDGES[type(metric)](graph, catalog, name, metric, columns)
 
 
 # --- naming a node -----------------------------------------------------------------------------

@@ -223,13 +223,13 @@ async def metric_lineage(request: Request, name: Annotated[str, PathParam(max_le
                          direction: Annotated[str, Query(pattern="^(down|up|both)$")] = "both",
                          format: Annotated[str, Query(pattern="^(json|mermaid|dot)$")] = "json"):
     """What the metric is built from (down to tables and columns) and what depends on it (up)."""
-    from canon.compiler.lineage import build_lineage, lineage_json, render_dot, render_mermaid
+    from canon.compiler.lineage import lineage_json, render_dot, render_mermaid
 
     catalog = catalog_of(request)
     _check_metric(catalog, name)
     if format == "json":
         return lineage_json(catalog, name, direction)
-    graph = build_lineage(catalog)
+    graph = runtime_of(request).lineage(catalog)  # built once per catalog version
     render = render_mermaid if format == "mermaid" else render_dot
     return {"metric": name, "format": format,
             "text": render(graph, f"metric:{name}", "down" if direction == "both" else direction)}

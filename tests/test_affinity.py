@@ -17,11 +17,9 @@ from itertools import permutations
 
 import pandas as pd
 import pytest
-from mlxtend.frequent_patterns import apriori, association_rules
-from mlxtend.preprocessing import TransactionEncoder
 
 from canon.compiler.request import QueryRequest
-from oracle import assert_same, canon_rows, sql_rows
+from tests.support.oracle import assert_same, canon_rows, sql_rows
 
 AFFINITY = ("cross_sell_score", "cross_sell_support", "cross_sell_lift", "cross_sell_pair_orders")
 PRODUCT_PAIR = ("antecedent.product_name", "consequent.product_name")
@@ -69,6 +67,10 @@ def counter_rules(baskets) -> dict[tuple, tuple]:
 
 
 def mlxtend_rules(baskets, min_support: float = MIN_SUPPORT) -> dict[tuple, tuple]:
+    # imported here, not at collection: mlxtend.preprocessing loads scikit-learn and SciPy (seconds)
+    from mlxtend.frequent_patterns import apriori, association_rules
+    from mlxtend.preprocessing import TransactionEncoder
+
     baskets = [sorted(b) for b in baskets]
     encoder = TransactionEncoder()
     frame = pd.DataFrame(encoder.fit(baskets).transform(baskets), columns=encoder.columns_)

@@ -12,7 +12,7 @@ import pytest
 import sqlglot
 
 from canon.compiler.compile import load_catalog
-from tests.support_cli import ROOT, assert_clean_failure, canon, demo_warehouse
+from tests.support.cli import ROOT, assert_clean_failure, canon, demo_warehouse
 
 
 @pytest.fixture(scope="module")

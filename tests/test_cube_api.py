@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from canon.server.structured_filters import date_range
-from tests.test_http_helpers import build_warehouse, cli_json, copy_project, serve
+from tests.support.servers import build_warehouse, cli_json, copy_project, serve
 
 CLIENT_DIR = Path(__file__).parent / "cube_client"
 API = "/cubejs-api/v1"
@@ -246,6 +246,7 @@ def _node_client() -> Path:
     return CLIENT_DIR / "client.js"
 
 
+@pytest.mark.node
 def test_real_cube_client(site):
     script = _node_client()
     out = subprocess.run(["node", str(script), site["url"] + API, json.dumps(CLIENT_QUERIES)],

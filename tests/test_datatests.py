@@ -155,10 +155,9 @@ def test_every_declared_kind_is_used_and_builds(catalog):
 
 
 def test_the_demo_passes(catalog, tmp_path):
-    from canon.server.demo import build_demo
+    from tests.support.project import demo_copy
 
-    path = tmp_path / "demo.duckdb"
-    build_demo(path, scale=0.2, seed=5)
+    path = demo_copy(tmp_path / "demo.duckdb", scale=0.2, seed=5)
     store = open_warehouse(str(path))
     try:
         results = run_data_tests(catalog, store)
@@ -182,12 +181,9 @@ def test_cli_reports_failures_with_rows(bad_warehouse):
 
 
 def test_bad_declarations_are_reported(tmp_path):
-    import shutil
+    from tests.support.project import copy_project
 
-    for folder in ("semantic_models", "metrics"):
-        shutil.copytree(ROOT / folder, tmp_path / folder)
-    if (ROOT / "canon.yml").is_file():
-        shutil.copy(ROOT / "canon.yml", tmp_path / "canon.yml")
+    copy_project(tmp_path)
     path = tmp_path / "semantic_models" / "orders.yml"
     path.write_text(path.read_text().replace("to: customer}", "to: custmer}").replace(
         "steps: [leads, meetings]", "steps: [leads, meeting]"))

@@ -4,7 +4,6 @@ SQL and numbers before/after on a demo warehouse, dependents, re-certification, 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -12,11 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from canon.server.cli import main
-from canon.server.demo import build_demo
 from canon.server.governance.diff import diff_project, render
 from canon.server.warehouses import open_warehouse
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.project import copy_project, demo_copy
 
 
 def git(repo: Path, *args: str) -> str:
@@ -28,8 +25,7 @@ def git(repo: Path, *args: str) -> str:
 
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory):
-    path = tmp_path_factory.mktemp("diff_demo") / "demo.duckdb"
-    build_demo(path, scale=0.2, seed=3)
+    path = demo_copy(tmp_path_factory.mktemp("diff_demo") / "demo.duckdb", scale=0.2, seed=3)
     store = open_warehouse(str(path))
     yield store
     store.close()
@@ -39,10 +35,7 @@ def warehouse(tmp_path_factory):
 def repo(tmp_path) -> Path:
     """A git repository whose first commit holds the demo project, nested one folder down."""
     project = tmp_path / "analytics"
-    for folder in ("semantic_models", "metrics"):
-        shutil.copytree(ROOT / folder, project / folder)
-    if (ROOT / "canon.yml").is_file():
-        shutil.copy(ROOT / "canon.yml", project / "canon.yml")
+    copy_project(project)
     git(tmp_path, "init", "-q", "-b", "main")
     git(tmp_path, "add", "-A")
     git(tmp_path, "commit", "-q", "-m", "base catalog")

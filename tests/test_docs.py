@@ -41,12 +41,9 @@ def test_metric_page_shows_definition_owner_tier_lineage_and_dependents(tmp_path
 
 
 def test_html_is_escaped(tmp_path):
-    import shutil
+    from tests.support.project import copy_project
 
-    for folder in ("semantic_models", "metrics"):
-        shutil.copytree(ROOT / folder, tmp_path / "p" / folder)
-    if (ROOT / "canon.yml").is_file():
-        shutil.copy(ROOT / "canon.yml", tmp_path / "p" / "canon.yml")
+    copy_project(tmp_path / "p")
     path = tmp_path / "p" / "metrics" / "sales.yml"
     path.write_text(path.read_text().replace("description: Revenue per completed order.",
                                              "description: \"Revenue <script>alert(1)</script> per order.\""))

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import math
 import statistics
+import threading
+import time
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -24,11 +26,11 @@ from pathlib import Path
 import pytest
 
 from canon.compiler.compile import compile_request, load_catalog
-from canon.compiler.errors import WarehouseError
+from canon.compiler.errors import QueryCancelledError, QueryTimeoutError, WarehouseError
 from canon.compiler.request import QueryRequest
-from canon.server.demo import build_demo
 from canon.server.parquet_export import export_parquet
-from canon.server.warehouses import open_warehouse
+from canon.server.warehouses import QueryTicket, open_warehouse
+from tests.support.project import demo_copy
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENGINE_SCALE = 0.2
@@ -36,7 +38,8 @@ ENGINE_SEED = 42
 REL_TOL = 1e-9
 
 # pyspark 4 warns that it is not tested with pandas 3; no pandas code path is used here
-pytestmark = pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning")
+pytestmark = [pytest.mark.engines,
+              pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning")]
 
 REQUESTS = {
     "simple": QueryRequest(metrics=["revenue"], dimensions=["product.category"]),
@@ -84,8 +87,7 @@ ENGINES = ("spark", "clickhouse")  # every request must give DuckDB's numbers on
 def engine_demo(tmp_path_factory):
     """(DuckDB file, folder of parquet files) holding the same demo data."""
     root = tmp_path_factory.mktemp("engines")
-    path = root / "demo.duckdb"
-    build_demo(path, scale=ENGINE_SCALE, seed=ENGINE_SEED)
+    path = demo_copy(root / "demo.duckdb", scale=ENGINE_SCALE, seed=ENGINE_SEED)
     folder = root / "parquet"
     export_parquet(path, folder)
     return path, folder
@@ -193,6 +195,45 @@ def test_query_errors_are_warehouse_errors(request, engine):
     with pytest.raises(WarehouseError, match="rejected the query"):
         warehouse.execute("SELECT no_such_column FROM orders")
     assert warehouse.execute("SELECT COUNT(*) AS n FROM orders")[1][0][0] > 0  # still usable
+
+
+# runs for minutes unless stopped
+_LONG_SQL = {"spark": "SELECT SUM(id % 7) AS s FROM range(0, 100000000000, 1, 2)",
+             "clickhouse": "SELECT count() AS n FROM numbers(100000000000)"}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_timeout_and_cancel_stop_the_query_in_the_engine(request, engine):
+    """Spark: a job-group cancel; chDB: KILL QUERY from a second connection (see their modules)."""
+    warehouse = request.getfixturevalue(engine)
+    started = time.perf_counter()
+    with pytest.raises(QueryTimeoutError):
+        warehouse.execute(_LONG_SQL[engine], timeout_s=0.5)
+    ticket = QueryTicket()
+    timer = threading.Timer(0.5, ticket.cancel)
+    timer.start()
+    try:
+        with pytest.raises(QueryCancelledError):
+            warehouse.execute(_LONG_SQL[engine], ticket=ticket, timeout_s=30)
+    finally:
+        timer.cancel()
+    assert time.perf_counter() - started < 8
+    if engine == "spark":  # no job of the stopped queries still runs
+        assert warehouse._spark.sparkContext.statusTracker().getActiveJobsIds() == []
+    started = time.perf_counter()
+    assert warehouse.execute("SELECT 1 AS one")[1] == [(1,)]
+    assert time.perf_counter() - started < 2
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_stream_batches_make_execute(request, engine):
+    warehouse = request.getfixturevalue(engine)
+    sql = "SELECT order_id FROM orders ORDER BY order_id"
+    stream = warehouse.stream(sql, batch_rows=1000)
+    assert stream.columns == ["order_id"]
+    batches = list(stream)
+    assert len(batches) > 1 and all(0 < len(batch) <= 1000 for batch in batches)
+    assert (stream.columns, [row for batch in batches for row in batch]) == warehouse.execute(sql)
 
 
 def test_stored_times_are_not_shifted(engine_catalog, duck, spark, clickhouse):

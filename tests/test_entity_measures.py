@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from canon.compiler.request import QueryRequest
-from oracle import assert_same, canon_rows
+from tests.support.oracle import assert_same, canon_rows
 
 LA = "America/Los_Angeles"
 

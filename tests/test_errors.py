@@ -12,7 +12,7 @@ from canon.compiler.compile import DIALECTS, compile_request, load_catalog
 from canon.compiler.errors import CanonError, FilterError, QueryError, UnknownNameError, UnsupportedError
 from canon.compiler.model import GRAINS
 from canon.compiler.request import QueryRequest
-from tests.support_cli import ROOT, assert_clean_failure, canon, demo_warehouse
+from tests.support.cli import ROOT, assert_clean_failure, canon, demo_warehouse
 
 PAIR = ("antecedent.product_name", "consequent.product_name")
 
@@ -176,7 +176,7 @@ CLI_CASES = {
                             ["order: 'order_count' is not among the requested metrics"]),
     "limit_zero": (["query", "-m", "revenue", "--limit", "0"], ["limit: 0 must be a whole number of at least 1"]),
     "limit_negative": (["query", "-m", "revenue", "--limit", "-3"], ["limit: -3"]),
-    "limit_huge": (["query", "-m", "revenue", "--limit", "99999999999"], ["above the maximum of 1,000,000"]),
+    "limit_huge": (["query", "-m", "revenue", "--limit", "99999999999"], ["above this server's row limit of 100,000"]),
     "bad_start": (["query", "-m", "revenue", "--start", "2024-02-30"], ["start: '2024-02-30' is not a date"]),
     "hostile_filter": (["query", "-m", "revenue", "--where", "1=1; DROP TABLE orders"],
                        ["is not a boolean expression over dimensions"]),

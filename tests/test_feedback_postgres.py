@@ -6,18 +6,17 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.test_http_helpers import copy_project, serve
+from tests.support.servers import build_warehouse, copy_project, serve
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, pg_server_url):
     """A database of its own: the feedback written here must not reach the shared demo database."""
-    from canon.server.demo import build_demo
     from canon.server.pg_load import load_demo_into_postgres
-    from tests.pg_server import create_database
+    from tests.support.pg_server import create_database
 
     root = tmp_path_factory.mktemp("pg_feedback")
-    build_demo(root / "demo.duckdb", scale=0.1)
+    build_warehouse(root / "demo.duckdb", scale=0.1)
     database = create_database(pg_server_url, "canon_feedback_test")
     load_demo_into_postgres(root / "demo.duckdb", database)
     project = copy_project(root / "project")

@@ -16,7 +16,7 @@ from canon.compiler.compile import DIALECTS, compile_request, load_catalog
 from canon.compiler.errors import FilterError
 from canon.compiler.request import QueryRequest
 from canon.compiler.sqlexpr import parse_filter
-from tests.support_cli import ROOT, demo_warehouse
+from tests.support.cli import ROOT, demo_warehouse
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ they use (a synonym such as "bought together" finds the cross-sell metrics)."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 from canon.compiler.compile import load_catalog
 from canon.compiler.errors import CatalogErrors
 from canon.compiler.search import search
-from tests.test_http_helpers import build_warehouse, copy_project, serve
+from tests.support.servers import build_warehouse, copy_project, serve
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,9 +53,7 @@ def test_every_word_must_match(catalog):
 
 
 def test_unknown_metric_in_a_term_is_reported_with_its_line(tmp_path):
-    for name in ("semantic_models", "metrics"):
-        shutil.copytree(ROOT / name, tmp_path / name)
-    shutil.copy(ROOT / "canon.yml", tmp_path / "canon.yml")
+    copy_project(tmp_path)
     (tmp_path / "metrics" / "extra_terms.yml").write_text(
         "glossary:\n"
         "  - name: margin\n"

@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from tests.test_http_helpers import build_warehouse, cli_json, copy_project, serve
+from tests.support.servers import build_warehouse, cli_json, copy_project, serve
 
 
 @pytest.fixture(scope="module")
@@ -339,6 +339,7 @@ def _wait_for(predicate, seconds=10.0):
     return False
 
 
+@pytest.mark.slow  # a server of its own, waiting for its reload loop four times
 def test_hot_reload_and_broken_yaml(tmp_path, site):
     project = copy_project(tmp_path / "project")
     sales = project / "metrics" / "sales.yml"

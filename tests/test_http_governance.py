@@ -6,7 +6,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.test_http_helpers import build_warehouse, copy_project, serve
+from tests.support.servers import build_warehouse, copy_project, serve
 
 
 @pytest.fixture(scope="module")

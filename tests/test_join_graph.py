@@ -3,7 +3,6 @@ model can never change the numbers of existing metrics by opening a new path."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ import pytest
 from canon.compiler.compile import compile_request, load_catalog
 from canon.compiler.errors import CatalogErrors, QueryError
 from canon.compiler.request import QueryRequest
+from tests.support.project import copy_project
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,9 +29,7 @@ semantic_model:
 
 
 def project(tmp_path: Path, extra: dict[str, str]) -> Path:
-    for name in ("semantic_models", "metrics"):
-        shutil.copytree(ROOT / name, tmp_path / name)
-    shutil.copy(ROOT / "canon.yml", tmp_path / "canon.yml")
+    copy_project(tmp_path)
     for relative, text in extra.items():
         (tmp_path / relative).write_text(text)
     return tmp_path

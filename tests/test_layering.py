@@ -104,6 +104,7 @@ def wheel(tmp_path_factory) -> Path:
     return next(out.glob("canon_semantic-*.whl"))
 
 
+@pytest.mark.slow  # builds the wheel with pip
 def test_the_wheel_installs_only_the_canon_package(wheel):
     with zipfile.ZipFile(wheel) as archive:
         tops = {name.split("/")[0] for name in archive.namelist()}

@@ -12,7 +12,8 @@ import pytest
 
 from canon.compiler.facts import Input, MetricFacts
 from canon.compiler.lineage import build_lineage, sources
-from tests.conftest import REPO_ROOT
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _facts(catalog, name) -> MetricFacts:

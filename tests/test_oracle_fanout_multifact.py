@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from canon.compiler.request import QueryRequest
-from oracle import assert_same, canon_rows, check, normalize, ratio, sql_rows
+from tests.support.oracle import assert_same, canon_rows, check, normalize, ratio, sql_rows
 
 COMPLETED_LINES = """
     FROM order_items AS oi

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from canon.compiler.request import QueryRequest
-from oracle import GRAINS, assert_same, canon_rows, check, scalar, sql_rows
+from tests.support.oracle import GRAINS, assert_same, canon_rows, check, scalar, sql_rows
 
 MARKETING = ("ad_spend", "impressions", "clicks", "ctr", "lead_count", "meeting_count", "lead_to_meeting_rate",
              "new_customers", "cac", "cost_per_lead", "attributed_order_count", "cost_per_order")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from canon.compiler.request import QueryRequest
-from oracle import GRAINS, assert_same, canon_rows, check, metric_flags, oracle_rows, oracle_sql, scalar, sql_rows
+from tests.support.oracle import GRAINS, assert_same, canon_rows, check, metric_flags, oracle_rows, oracle_sql, scalar, sql_rows
 
 SALES = ("revenue", "order_count", "buyer_count", "aov", "units_sold", "shipping_total",
          "purchase_frequency", "product_purchase_frequency")

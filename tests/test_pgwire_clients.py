@@ -1,6 +1,6 @@
 """Real PostgreSQL clients against a real `canon pg` (a subprocess on a free port, demo warehouse).
 
-Every answer is compared with server.service.run_query on the same metric request. The clients here
+Every answer is compared with the runtime's answer (tests.support.oracle.canon_result) to the same metric request. The clients here
 are the ones CI installs (see docs/pgwire.md); a missing client fails, it does not skip.
 """
 
@@ -12,8 +12,6 @@ import shutil
 import socket
 import struct
 import subprocess
-import sys
-import time
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -22,53 +20,23 @@ import pytest
 
 from canon.compiler.compile import load_catalog
 from canon.compiler.request import QueryRequest
-from canon.server.demo import build_demo
-from canon.server.service import run_query
+from tests.support.oracle import canon_result
 from canon.server.warehouses.duckdb import DuckDBWarehouse
+from tests.support.servers import ROOT, build_warehouse, start_pg
 
-ROOT = Path(__file__).resolve().parents[1]
 USER, PASSWORD = "analyst", "s3cret-pw"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    path = tmp_path_factory.mktemp("pgwire") / "demo.duckdb"
-    build_demo(path, scale=0.2)
-    return path
+    return build_warehouse(tmp_path_factory.mktemp("pgwire") / "demo.duckdb", scale=0.2)
 
 
 @pytest.fixture(scope="module")
 def server(demo):
-    port = _free_port()
-    env = {**os.environ, "CANON_PG_USER": USER, "CANON_PG_PASSWORD": PASSWORD, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "canon.server.cli", "pg", "--project", str(ROOT), "--port", str(port),
-                             "--warehouse", str(demo)], env=env, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("canon pg exited: " + proc.stderr.read().decode())
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        raise RuntimeError("canon pg did not start listening")
-    yield port
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    assert proc.returncode is not None
+    server = start_pg(ROOT, demo, user=USER, password=PASSWORD)
+    yield server.port
+    assert server.stop(timeout=10) is not None
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +45,7 @@ def reference(demo):
     warehouse = DuckDBWarehouse(str(demo))
 
     def run(**kwargs):
-        result = run_query(catalog, warehouse, QueryRequest(**kwargs))
+        result = canon_result(catalog, warehouse, QueryRequest(**kwargs))
         return norm(result.rows)
 
     yield run
@@ -121,6 +89,7 @@ def _psql(port, *commands):
     return subprocess.run(args, env={**os.environ, "PGPASSWORD": PASSWORD}, capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.postgres  # psql: Debian's postgresql-client
 def test_psql_lists_views_and_describes_sales(server):
     done = _psql(server, r"\dt", r"\d sales")
     assert done.returncode == 0, done.stderr
@@ -129,6 +98,7 @@ def test_psql_lists_views_and_describes_sales(server):
     assert "product_category" in done.stdout and "numeric" in done.stdout and "metric_time" in done.stdout
 
 
+@pytest.mark.postgres  # psql: Debian's postgresql-client
 def test_psql_query_matches_service(server, reference):
     done = _psql(server, r"\pset format unaligned", r"\pset tuples_only on", TOP_CATEGORIES)
     assert done.returncode == 0, done.stderr
@@ -137,12 +107,14 @@ def test_psql_query_matches_service(server, reference):
     assert got == reference(**TOP_REQUEST)
 
 
+@pytest.mark.postgres  # psql: Debian's postgresql-client
 def test_psql_error_names_valid_columns(server):
     done = _psql(server, "SELECT nope FROM sales")
     assert done.returncode != 0
     assert 'column "nope" does not exist' in done.stderr and "product_category" in done.stderr
 
 
+@pytest.mark.postgres  # psql: Debian's postgresql-client
 def test_psql_bad_password_is_rejected(server):
     done = subprocess.run(["psql", "-X", "-h", "127.0.0.1", "-p", str(server), "-U", USER, "-d", "x", "-c", "select 1"],
                           env={**os.environ, "PGPASSWORD": "wrong"}, capture_output=True, text=True, timeout=30)
@@ -361,7 +333,7 @@ def _startup(port) -> socket.socket:
     b"\x7f\xff\xff\xff" + b"x" * 64,  # oversized startup packet
     b"\x00\x00\x00\x10\x00\x03\x00\x00user\x00",  # truncated parameters
     b"\x00\x00\x00\x08\x00\x09\x00\x00",  # unknown protocol version
-    os.urandom(512),  # noise
+    pytest.param(os.urandom(512), id="noise"),  # fresh noise every run, under an id pytest-xdist can match
     b"\x00\x00\x00\x10\x04\xd2\x16\x2e\x00\x00\x00\x01\x00\x00\x00\x02",  # CancelRequest for nobody
 ])
 def test_fuzz_startup_does_not_bring_the_server_down(server, payload):
@@ -488,6 +460,7 @@ def _assert_alive(port):
 JDBC_JAR = Path("/usr/share/java/postgresql.jar")
 
 
+@pytest.mark.java
 def test_jdbc_driver(server, reference):
     assert shutil.which("java") and JDBC_JAR.is_file(), \
         "CI installs Debian's default-jdk-headless and libpostgresql-jdbc-java"
@@ -504,6 +477,7 @@ def test_jdbc_driver(server, reference):
     assert ["error", "42703"] in lines and any(l[0] == "after" and int(l[1]) > 0 for l in lines)
 
 
+@pytest.mark.odbc
 def test_odbc_driver(server, reference):
     import pyodbc
 

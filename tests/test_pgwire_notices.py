@@ -2,35 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import psycopg
 import pytest
 import yaml
 
-from canon.server.demo import build_demo
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support.servers import build_warehouse, copy_project, free_port, serve, serve_pg
 
 
 @pytest.fixture(scope="module")
 def port(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pg_notices")
-    for name in ("semantic_models", "metrics"):
-        shutil.copytree(ROOT / name, root / name)
-    shutil.copy(ROOT / "canon.yml", root / "canon.yml")
+    root = copy_project(tmp_path_factory.mktemp("pg_notices"))
     sales = root / "metrics" / "sales.yml"
     doc = yaml.safe_load(sales.read_text())
     doc["metrics"].append({"name": "old_revenue", "type": "simple", "label": "Old revenue",
@@ -39,25 +20,9 @@ def port(tmp_path_factory):
                            "filter": "order.status = 'completed'"})
     doc["views"][0]["metrics"].append("old_revenue")
     sales.write_text(yaml.safe_dump(doc, sort_keys=False))
-    build_demo(root / "demo.duckdb", scale=0.1)
-    port = _free_port()
-    env = {**os.environ, "CANON_PG_USER": "canon", "CANON_PG_PASSWORD": "canon", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "canon.server.cli", "pg", "--project", str(root), "--port", str(port),
-                             "--warehouse", str(root / "demo.duckdb")], env=env, cwd=root,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                raise RuntimeError("canon pg did not start: " + proc.stderr.read().decode())
-            time.sleep(0.1)
-    yield port
-    proc.terminate()
-    proc.wait(10)
+    warehouse = build_warehouse(root / "demo.duckdb", scale=0.1)
+    with serve_pg(root, warehouse, user="canon", password="canon") as port:
+        yield port
 
 
 def _notices(port: int, sql: str, *, prepare: bool) -> tuple[list, list[str]]:
@@ -87,11 +52,9 @@ def test_serve_with_pg_port_answers_http_and_sql_alike(tmp_path):
     """`canon serve --pg-port`: one process, one catalog, the same numbers over HTTP and SQL."""
     import httpx
 
-    from tests.test_http_helpers import build_warehouse, copy_project, serve
-
     project = copy_project(tmp_path / "project")
     warehouse = build_warehouse(tmp_path / "demo.duckdb", scale=0.1)
-    pg_port = _free_port()
+    pg_port = free_port()
     with serve(project, warehouse, "--pg-port", str(pg_port), "--reload-interval", "0") as url:
         http_rows = httpx.post(url + "/v1/query", json={"metrics": ["revenue"], "dimensions": ["product.category"]},
                                timeout=30).json()["rows"]

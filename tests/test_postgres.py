@@ -1,4 +1,4 @@
-"""PostgreSQL as a warehouse, on a real throwaway server (fixtures in tests/pg_server.py).
+"""PostgreSQL as a warehouse, on a real throwaway server (fixtures in tests/support/pg_server.py).
 
 - PostgresWarehouse: results and types, query errors, statement timeout, unreachable servers, threads,
   stale pooled connections, read-only sessions.
@@ -31,10 +31,10 @@ from canon.compiler.request import QueryRequest
 from canon.server.cli import main as canon
 from canon.server.demo import TABLES
 from canon.server.warehouses.postgres import PostgresWarehouse, redact
-from canon.server.service import run_query
+from tests.support.oracle import canon_result
 from canon.server.warehouses import open_warehouse
 from canon.server.warehouses.duckdb import DuckDBWarehouse
-from tests.pg_server import create_database
+from tests.support.pg_server import create_database
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REL_TOL = 1e-9
@@ -346,7 +346,7 @@ def _requests_for_every_metric(catalog, reference=None) -> list[QueryRequest]:
         try:
             compile_request(catalog, request, "postgres")
             if reference is not None:
-                run_query(catalog, reference, request)
+                canon_result(catalog, reference, request)
         except CanonError:
             return False
         return True
@@ -397,7 +397,7 @@ def _compare_on_both(catalog, duck, pg, requests) -> tuple[list[str], list[str]]
         outcomes = []
         for warehouse in (duck, pg):
             try:
-                outcomes.append(run_query(catalog, warehouse, request))
+                outcomes.append(canon_result(catalog, warehouse, request))
             except CanonError as error:
                 outcomes.append(error)
         on_duck, on_pg = outcomes

@@ -11,26 +11,20 @@ rank by confidence, lift, orders holding B in the window, lowest id.
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from collections import defaultdict
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.project import copy_project, demo_copy
 TIERS = ("entry", "mid", "premium")
 
 
 def make_project(tmp_path_factory, name: str, scale: float = 0.5, seed: int = 7) -> Path:
     """A copy of the project's definitions with its own demo warehouse in <project>/.canon/demo.duckdb."""
-    from canon.server.demo import build_demo
-
-    project = tmp_path_factory.mktemp(name)
-    for folder in ("semantic_models", "metrics"):
-        shutil.copytree(ROOT / folder, project / folder)
-    shutil.copy(ROOT / "canon.yml", project / "canon.yml")
-    build_demo(project / ".canon" / "demo.duckdb", scale=scale, seed=seed)
+    project = copy_project(tmp_path_factory.mktemp(name))
+    demo_copy(project / ".canon" / "demo.duckdb", scale=scale, seed=seed)
     return project
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,17 +11,14 @@ from canon.compiler.compile import load_catalog
 from canon.compiler.errors import ConfigError
 from canon.compiler.rules import DEFAULT_RULES, Rules, check_rules, rules_from_config
 from canon.server.cli import main
+from tests.support.project import copy_project
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
 def project(tmp_path) -> Path:
-    for folder in ("semantic_models", "metrics"):
-        shutil.copytree(ROOT / folder, tmp_path / folder)
-    if (ROOT / "canon.yml").is_file():
-        shutil.copy(ROOT / "canon.yml", tmp_path / "canon.yml")
-    return tmp_path
+    return copy_project(tmp_path)
 
 
 def edit(project: Path, file: str, old: str, new: str) -> None:

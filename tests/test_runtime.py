@@ -53,7 +53,10 @@ def engine_is_idle(request, warehouse) -> bool:
             for _ in range(40):
                 active = connection.execute(
                     "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND pid <> pg_backend_pid() "
-                    "AND query LIKE %s", ("%CROSS JOIN order_items%",)).fetchone()[0]
+                    # rows stream through a server-side cursor: while they are computed the active
+                    # statement is the FETCH, not the DECLARE that holds the CROSS JOIN
+                    "AND (query LIKE %s OR query LIKE %s)",
+                    ("%CROSS JOIN order_items%", "%FETCH%canon_stream%")).fetchone()[0]
                 if active == 0:
                     return True
                 time.sleep(0.1)

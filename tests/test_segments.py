@@ -18,7 +18,7 @@ def project(tmp_path_factory):
 def test_rfm_segment_assignment_matches_reference(project):
     from canon.compiler.compile import load_catalog
     from canon.compiler.request import QueryRequest
-    from canon.server.service import run_query
+    from tests.support.oracle import canon_result
     from canon.server.warehouses import open_warehouse
 
     ref = Reference(project / ".canon" / "demo.duckdb")
@@ -26,7 +26,7 @@ def test_rfm_segment_assignment_matches_reference(project):
     catalog = load_catalog(project)
     warehouse = open_warehouse(str(project / ".canon" / "demo.duckdb"))
     try:
-        rows = run_query(catalog, warehouse, QueryRequest(
+        rows = canon_result(catalog, warehouse, QueryRequest(
             metrics=("customer_account_count",),
             dimensions=("customer.customer_id", "customer.rfm_segment", "customer.order_count",
                         "customer.lifetime_revenue"))).rows

@@ -12,19 +12,16 @@ snapshot_date, balance), with gaps (accounts do not report every day). Canon is 
 from __future__ import annotations
 
 import random
-import shutil
 from datetime import date, timedelta
-from pathlib import Path
 
 import duckdb
 import pytest
 
 from canon.compiler.compile import load_catalog
 from canon.compiler.request import QueryRequest
-from oracle import assert_same, canon_rows
+from tests.support.oracle import assert_same, canon_rows
+from tests.support.project import copy_project
 from canon.server.warehouses import open_warehouse
-
-REPO = Path(__file__).resolve().parent.parent
 
 MODELS = """semantic_models:
   - name: account
@@ -66,10 +63,7 @@ METRICS = """metrics:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    root = tmp_path_factory.mktemp("semi") / "project"
-    shutil.copytree(REPO / "semantic_models", root / "semantic_models")
-    shutil.copytree(REPO / "metrics", root / "metrics")
-    shutil.copy(REPO / "canon.yml", root / "canon.yml")
+    root = copy_project(tmp_path_factory.mktemp("semi") / "project")
     (root / "semantic_models" / "balances.yml").write_text(MODELS)
     (root / "metrics" / "balances.yml").write_text(METRICS)
     db = root / "balances.duckdb"

@@ -30,7 +30,8 @@ import yaml
 from canon.compiler.compile import load_catalog
 from canon.compiler.errors import CanonError, CatalogErrors, QueryError
 from canon.compiler.request import QueryRequest
-from oracle import assert_same, canon_rows, normalize
+from tests.support.oracle import assert_same, canon_rows, normalize
+from tests.support.project import copy_project
 
 REPO = Path(__file__).resolve().parent.parent
 LA = "America/Los_Angeles"
@@ -385,7 +386,7 @@ def test_fill_every_period_of_the_data(catalog, warehouse, grain):
 
 
 def test_fill_with_a_second_dimension(catalog, warehouse):
-    """Every (period, channel) pair is listed: the spine crosses the periods with the groups found."""
+    """Asked for, every (period, channel) pair is listed: the spine crosses the periods with the groups found."""
     start, end = "2023-12-01", "2024-03-31"
     data = daily(warehouse, "order_count", dims=("order.sales_channel",))
     counts = periods(data, "month", as_date(start), as_date(end))
@@ -393,7 +394,7 @@ def test_fill_with_a_second_dimension(catalog, warehouse):
     want = [[p, ch, counts.get((p, ch), 0)] for p in sorted({pstart(d, "month") for d in days(as_date(start), as_date(end))})
             for ch in channels]
     compare(catalog, warehouse, ask(["order_count"], ["metric_time.month", "order.sales_channel"],
-                                        start=start, end=end), want)
+                                        start=start, end=end, fill_gaps=True), want)
 
 
 def test_unfilled_metric_is_not_gap_filled(catalog, warehouse):
@@ -467,9 +468,7 @@ def test_timezone_moves_the_range_too(catalog, warehouse):
 
 def project_copy(tmp_path: Path, calendar: dict, time_spine: bool = True) -> Path:
     """The repo's models and metrics with a canon.yml whose `calendar` is exactly `calendar`."""
-    root = tmp_path / "project"
-    shutil.copytree(REPO / "semantic_models", root / "semantic_models")
-    shutil.copytree(REPO / "metrics", root / "metrics")
+    root = copy_project(tmp_path / "project")
     settings = yaml.safe_load((REPO / "canon.yml").read_text())
     settings["calendar"] = calendar
     if not time_spine:

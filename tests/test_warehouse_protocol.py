@@ -26,6 +26,7 @@ from canon.server.warehouses.postgres import PostgresWarehouse
 APP = "canon_protocol_test"  # the application_name of the PostgreSQL warehouse under test
 CAP_S = 0.3  # the time cap of the long queries
 FAST_S = 1.5  # a stopped query ends within this (the cap plus the engine's reaction, on a busy machine)
+SAFETY_S = 10  # where a cancel is tested, a timeout too: a cancel that fails fails the test, never hangs it
 
 
 @dataclass
@@ -57,17 +58,24 @@ def _postgres_idle(server_url: str) -> Callable[[], None]:
     return check
 
 
-@pytest.fixture(scope="module", params=["duckdb", "postgres"])
-def engine(request):
-    if request.param == "duckdb":
-        warehouse = open_warehouse(str(request.getfixturevalue("demo_path")))
-        yield Engine("duckdb", warehouse, "SELECT count(*) FROM range(1000000000000)", _duckdb_idle(warehouse))
-    else:
-        url = request.getfixturevalue("pg_demo_url")
-        warehouse = PostgresWarehouse(f"{url}{'&' if '?' in url else '?'}application_name={APP}", read_only=True)
-        yield Engine("postgres", warehouse, "SELECT pg_sleep(30)",
-                     _postgres_idle(request.getfixturevalue("pg_server_url")))
+@pytest.fixture(scope="module")
+def duck_engine(demo_path):
+    warehouse = open_warehouse(str(demo_path))
+    yield Engine("duckdb", warehouse, "SELECT count(*) FROM range(1000000000000)", _duckdb_idle(warehouse))
     warehouse.close()
+
+
+@pytest.fixture(scope="module")
+def pg_engine(pg_demo_url, pg_server_url):
+    url = f"{pg_demo_url}{'&' if '?' in pg_demo_url else '?'}application_name={APP}"
+    warehouse = PostgresWarehouse(url, read_only=True)  # as open_warehouse opens it, under a name of its own
+    yield Engine("postgres", warehouse, "SELECT pg_sleep(30)", _postgres_idle(pg_server_url))
+    warehouse.close()
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def engine(request):
+    return request.getfixturevalue("duck_engine" if request.param == "duckdb" else "pg_engine")
 
 
 def _timed(fn) -> float:
@@ -97,7 +105,7 @@ def test_a_cancel_from_another_thread_stops_the_query(engine):
 
     def run():
         with pytest.raises(QueryCancelledError) as info:
-            engine.warehouse.execute(engine.long_sql, ticket=ticket)
+            engine.warehouse.execute(engine.long_sql, ticket=ticket, timeout_s=SAFETY_S)
         assert info.value.sqlstate == "57014"
 
     try:
@@ -113,7 +121,7 @@ def test_a_ticket_cancelled_before_the_start_stops_the_query_at_once(engine):
 
     def run():
         with pytest.raises(QueryCancelledError):
-            engine.warehouse.stream(engine.long_sql, ticket=ticket)
+            engine.warehouse.stream(engine.long_sql, ticket=ticket, timeout_s=SAFETY_S)
 
     assert _timed(run) < 0.2
     with pytest.raises(QueryTimeoutError):  # no time left is a timeout, at once
@@ -133,11 +141,11 @@ def test_the_timeout_also_covers_the_reading_of_the_rows(engine):
 
 def test_closing_a_stream_from_another_thread_stops_the_query(engine):
     """The runtime closes a stream when its client goes away, from another thread than the reader's."""
-    if engine.name == "duckdb":  # a scan that finds its first row only at its end: the first fetch runs long
-        sql = "SELECT i FROM range(1000000000000) AS t(i) WHERE i = 999999999999"
+    if engine.name == "duckdb":  # 1M rows at once, then a scan that finds the next one only at its end
+        sql = "SELECT i FROM range(1000000000000) AS t(i) WHERE i < 1000000 OR i = 999999999999"
     else:  # DECLARE returns at once; the FETCH sleeps
         sql = engine.long_sql
-    stream = engine.warehouse.stream(sql, batch_rows=10)
+    stream = engine.warehouse.stream(sql, batch_rows=100_000, timeout_s=SAFETY_S)
     timer = threading.Timer(CAP_S, stream.close)
     timer.start()
 
@@ -164,7 +172,7 @@ def test_stream_gives_columns_first_then_bounded_batches_that_make_execute(engin
     assert all(isinstance(row, tuple) for batch in batches for row in batch)
     names, rows = engine.warehouse.execute(sql)
     assert names == stream.columns and [row for batch in batches for row in batch] == rows
-    assert collect(engine.warehouse.stream(sql, batch_rows=7)) == (names, rows)
+    assert collect(engine.warehouse.stream(sql, batch_rows=997)) == (names, rows)
     engine.assert_idle()
 
 
@@ -210,17 +218,15 @@ def test_a_missing_duckdb_file_is_unavailable(tmp_path):
 
 
 @pytest.fixture()
-def pg(engine):
-    if engine.name != "postgres":
-        pytest.skip("PostgreSQL only")  # the `engine` fixture is parametrized; these tests need its PostgreSQL side
-    return engine.warehouse
+def pg(pg_engine):
+    return pg_engine.warehouse
 
 
-def test_postgres_pool_serves_after_a_cancel_and_a_timeout(pg, engine):
+def test_postgres_pool_serves_after_a_cancel_and_a_timeout(pg, pg_engine):
     ticket = QueryTicket()
     threading.Timer(0.2, ticket.cancel).start()
     with pytest.raises(QueryCancelledError):
-        pg.execute("SELECT pg_sleep(30)", ticket=ticket)
+        pg.execute("SELECT pg_sleep(30)", ticket=ticket, timeout_s=SAFETY_S)
     assert pg.execute("SELECT 1 AS one")[1] == [(1,)]
     with pytest.raises(QueryTimeoutError):
         pg.execute("SELECT pg_sleep(30)", timeout_s=0.2)
@@ -231,7 +237,7 @@ def test_postgres_pool_serves_after_a_cancel_and_a_timeout(pg, engine):
     assert all(c.info.transaction_status == TransactionStatus.IDLE for c in pg._idle)
     for _ in range(3):
         assert pg.execute("SELECT count(*) AS n FROM orders")[1][0][0] > 1000
-    engine.assert_idle()
+    pg_engine.assert_idle()
 
 
 def test_postgres_sets_the_timeout_on_the_server_for_the_query(pg):

@@ -114,9 +114,8 @@ def freshness_report(catalog: Catalog, warehouse, now: dt.datetime | None = None
     return report
 
 
-def freshness_warnings(catalog: Catalog, report: list[SourceFreshness], metrics, *, graph=None) -> list[str]:
-    """Warnings for a query: each stale (warn or error) source that one of `metrics` reads.
-    `graph` is no longer needed (the catalog's metric facts name the models) and is ignored."""
+def freshness_warnings(catalog: Catalog, report: list[SourceFreshness], metrics) -> list[str]:
+    """Warnings for a query: each stale (warn or error) source that one of `metrics` reads."""
     stale = {s.model: s for s in report if s.state != "fresh"}
     if not stale:
         return []

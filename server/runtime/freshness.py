@@ -32,8 +32,8 @@ def monitors_sources(catalog: Catalog) -> bool:
 class FreshnessMonitor:
     """Keeps the latest freshness report; `refresh()` computes one now (a background thread calls it)."""
 
-    def __init__(self, catalog_of, runner, lineage_of, interval_s: float = 60.0):
-        self._catalog_of, self._runner, self._lineage_of = catalog_of, runner, lineage_of
+    def __init__(self, catalog_of, runner, interval_s: float = 60.0):
+        self._catalog_of, self._runner = catalog_of, runner
         self.interval_s = interval_s
         self._report: tuple | None = None  # (catalog version, report)
         self._lock = threading.Lock()
@@ -71,7 +71,7 @@ class FreshnessMonitor:
         if found is None:
             from ..governance.freshness import freshness_warnings
 
-            found = freshness_warnings(catalog, list(report), metrics, graph=self._lineage_of(catalog))
+            found = freshness_warnings(catalog, list(report), metrics)
             if len(self._warned) > 1024:
                 self._warned.clear()
             self._warned[key] = found

@@ -120,7 +120,7 @@ class Runtime:
         self._lineage: tuple[str, object] | None = None
         self._reload_interval_s = reload_interval_s
         self._reloader: Reloader | None = None
-        self.freshness = FreshnessMonitor(lambda: self.catalog, self.internal, self.lineage, freshness_interval_s)
+        self.freshness = FreshnessMonitor(lambda: self.catalog, self.internal, freshness_interval_s)
 
     @classmethod
     def open(cls, project=None, warehouse_url: str | None = None, *, query_timeout_s: float | None = None,

@@ -7,8 +7,8 @@
     names, rows = warehouse.execute(sql, timeout_s=30)   # the same, collected
 
 A timeout and a cancel both stop the query *inside the engine* (DuckDB interrupt, a PostgreSQL
-cancel request plus a server-side statement_timeout, a Spark job-group cancel), not only the
-waiting: afterwards the engine is idle. A timed-out query raises QueryTimeoutError (SQLSTATE 57014,
+cancel request plus a server-side statement_timeout, a Spark job-group cancel, a chDB KILL QUERY plus
+max_execution_time), not only the waiting: afterwards the engine is idle. A timed-out query raises QueryTimeoutError (SQLSTATE 57014,
 HTTP 504); a cancelled one QueryCancelledError (57014).
 """
 
@@ -159,8 +159,9 @@ class RunningQuery:
         self._cleanups.append(cleanup)
 
     def on_cancel(self, stop: Callable[[], None], *, repeat_s: float | None = None) -> None:
-        """Stop the engine's query when the ticket is cancelled (at once if it already is); with
-        `repeat_s`, again every `repeat_s` while an engine call is in flight, until the query ends."""
+        """Stop the engine's query when the ticket is cancelled (and raise the ticket's error if it
+        already is); with `repeat_s`, stop again every `repeat_s` while an engine call is in flight,
+        until the query ends."""
 
         def fire() -> None:
             with self._lock:
@@ -173,6 +174,7 @@ class RunningQuery:
                                  name="canon-query-stop").start()
 
         self._forgets.append(self.ticket.on_cancel(fire))
+        self.check()  # cancelled meanwhile: do not start the query at all
 
     def check(self) -> None:
         """Raise the ticket's error when the query was cancelled or timed out."""

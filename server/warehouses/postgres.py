@@ -47,7 +47,7 @@ _CONNECT_HINT = ("check that the server is running and reachable, and the host, 
                  "database in the URL (postgresql://user:password@host:port/database)")
 _TIMEOUT_HINT = "narrow the request (fewer dimensions, a time range, a limit) or raise the query timeout"
 # what a server-side cursor can run: DECLARE takes a SELECT, VALUES or TABLE (WITH ... SELECT included)
-_QUERY_START = re.compile(r"(?:\s+|--[^\n]*\n?|/\*.*?\*/|\()*(select|with|values|table)\b", re.I | re.S)
+_QUERY_START = re.compile(r"(?:\s|--[^\n]*(?:\n|$)|/\*.*?\*/|\()*(select|with|values|table)\b", re.I | re.S)
 
 
 def is_postgres_url(url: str) -> bool:
@@ -171,16 +171,16 @@ class PostgresWarehouse(StreamingWarehouse):
     def _begin(self, local_ms: int | None):
         """A pooled (or new) connection in a fresh transaction carrying the query's settings."""
         import psycopg
+        from psycopg import sql
 
+        # one round trip (two statements, so the simple protocol: the value goes in as a quoted literal)
+        setup = sql.SQL("BEGIN; SELECT set_config('cursor_tuple_fraction', '1', true)")
+        if local_ms is not None:
+            setup = sql.SQL("{}, set_config('statement_timeout', {}, true)").format(setup, sql.Literal(f"{local_ms}ms"))
         for attempt in range(2):
             connection, reused = self._acquire()
             try:
-                connection.execute("BEGIN")
-                if local_ms is not None:
-                    connection.execute("SELECT set_config('statement_timeout', %s, true), "
-                                       "set_config('cursor_tuple_fraction', '1', true)", (f"{local_ms}ms",))
-                else:
-                    connection.execute("SELECT set_config('cursor_tuple_fraction', '1', true)")
+                connection.execute(setup)
                 return connection
             except psycopg.OperationalError as error:
                 broken = connection.closed or connection.broken

@@ -11,10 +11,11 @@ The oracle is written from the KPI definitions (DESIGN.md, metrics/*.yml), not f
   dimension values (NULL keys match each other); ratios are computed after aggregation,
   NULL when the denominator is 0 or missing;
 * a metric with `fill_nulls_with: X` reads X where it has no value (also as a ratio input);
-  when a requested metric has `join_to_timespine: true` and the request groups by metric_time,
-  every period of the range (or, without a bound, from the first to the last period of the
-  data) appears, crossed with the other dimension values found in the data. These two flags are
-  read from metrics/*.yml with plain YAML, so the oracle follows the definitions.
+  when a requested metric has `join_to_timespine: true` and the request groups by metric_time
+  alone, every period of the range (or, without a bound, from the first to the last period of the
+  data) appears; with `fill_gaps` asked for, every period crossed with the other dimension values
+  found in the data. These two flags are read from metrics/*.yml with plain YAML, so the oracle
+  follows the definitions.
 
 All SQL here is portable between DuckDB and PostgreSQL 15 (no GROUP BY ALL, no QUALIFY,
 CAST(DATE_TRUNC(...) AS DATE), CAST(... AS DOUBLE PRECISION)).
@@ -34,7 +35,7 @@ from typing import Iterable, Sequence
 import yaml
 
 from canon.compiler.request import QueryRequest
-from canon.server.service import run_query
+from canon.server.runtime import Runtime
 
 # --- comparing row sets ---------------------------------------------------------------------------
 
@@ -122,11 +123,12 @@ def assert_same(canon_rows: Iterable[Sequence], oracle_rows: Iterable[Sequence],
 
 
 def canon_result(catalog, warehouse, request: QueryRequest):
-    return run_query(catalog, warehouse, request)
+    """Canon's answer through the runtime, the path every front end takes (no row cap here)."""
+    return Runtime.over(catalog, warehouse).query(request, capped=False)
 
 
 def canon_rows(catalog, warehouse, request: QueryRequest) -> list[list]:
-    result = run_query(catalog, warehouse, request)
+    result = canon_result(catalog, warehouse, request)
     expected = list(request.dimensions) + list(request.metrics)
     names = [c["name"] for c in result.columns]
     assert names == expected, f"columns {names} != requested {expected}"
@@ -297,7 +299,7 @@ RATIOS = {
 ALL_METRICS = tuple(SIMPLE) + tuple(RATIOS)
 
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @lru_cache(maxsize=1)
@@ -401,7 +403,7 @@ def _cached_execute(warehouse, sql: str):
 
 
 def oracle_rows(warehouse, metrics: Sequence[str], dims: Sequence[str] = (), where: Sequence[str] = (),
-                start: str | None = None, end: str | None = None) -> list[list]:
+                start: str | None = None, end: str | None = None, fill_gaps: bool | None = None) -> list[list]:
     """Rows [dims..., metrics...]: every fact aggregated on its own, full outer joined on the dims
     (NULL keys match), ratios after aggregation. `where` is SQL over the oracle's aliases."""
     needed: list[str] = []
@@ -422,8 +424,9 @@ def oracle_rows(warehouse, metrics: Sequence[str], dims: Sequence[str] = (), whe
             values = combined.setdefault(key, {})
             for name, value in zip(names[len(dims):], row[len(dims):]):
                 values[name.lower()] = value
-    if any(metric_flags().get(m, {}).get("join_to_timespine") for m in metrics) and \
-            any(d.startswith("metric_time") for d in dims):
+    declared = any(metric_flags().get(m, {}).get("join_to_timespine") for m in metrics)
+    pure_series = bool(dims) and all(d.startswith("metric_time") for d in dims)
+    if fill_gaps or (fill_gaps is None and declared and pure_series):
         for key in spine_keys(set(combined), dims, start, end):
             combined.setdefault(key, {})
     out = []
@@ -441,13 +444,13 @@ def oracle_rows(warehouse, metrics: Sequence[str], dims: Sequence[str] = (), whe
 
 def check(catalog, warehouse, metrics: Sequence[str], dims: Sequence[str] = (), *, canon_where: Sequence[str] = (),
           oracle_where: Sequence[str] = (), start=None, end=None, rel: float = 1e-9,
-          nonempty: bool = True) -> list[list]:
+          nonempty: bool = True, fill_gaps: bool | None = None) -> list[list]:
     """Canon == oracle for one request; returns Canon's rows (for extra assertions).
     With `nonempty`, the oracle must find some data (a filter that matches nothing proves little)."""
     request = QueryRequest(metrics=tuple(metrics), dimensions=tuple(dims), where=tuple(canon_where),
-                           start=start, end=end)
+                           start=start, end=end, fill_gaps=fill_gaps)
     got = canon_rows(catalog, warehouse, request)
-    want = oracle_rows(warehouse, metrics, dims, oracle_where, start, end)
+    want = oracle_rows(warehouse, metrics, dims, oracle_where, start, end, fill_gaps)
     if nonempty:
         assert any(v is not None for row in want for v in row[len(dims):]), "the oracle found no data"
     assert_same(got, want, keys=len(dims), rel=rel,

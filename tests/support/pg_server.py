@@ -14,7 +14,7 @@ As any other user they run as that user.
 The binaries come from $CANON_PG_BIN, else the newest /usr/lib/postgresql/*/bin, else `pg_config --bindir`,
 else PATH. Set CANON_TEST_PG_URL to use an existing server instead (a database on it is replaced).
 
-Register with `pytest_plugins = ["tests.pg_server"]` in tests/conftest.py.
+Register with `pytest_plugins = ["tests.support.pg_server"]` in tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -34,6 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.support.project import demo_copy
+from tests.support.servers import free_port
 
 DEMO_SCALE = 1.0
 DEMO_SEED = 42
@@ -106,12 +108,6 @@ def _sweep_stale_servers() -> None:
             pass
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class ThrowawayPostgres:
     """One temporary PostgreSQL server; `start()` then `stop()`."""
@@ -152,7 +148,7 @@ class ThrowawayPostgres:
             raise RuntimeError(f"initdb failed ({initdb.returncode}):\n{initdb.stdout}\n{initdb.stderr}")
         last_error = ""
         for _ in range(3):  # the free port may be taken between probing and binding: try another
-            self.port = _free_port()
+            self.port = free_port()
             log = open(self.root / "postgres.log", "ab")  # noqa: SIM115 - the server writes it; closed below
             self.process = subprocess.Popen(
                 [str(self.bin_dir / "postgres"), "-D", str(data), "-p", str(self.port),
@@ -249,11 +245,7 @@ def pg_demo_duckdb(request, tmp_path_factory) -> Path:
     try:
         return Path(request.getfixturevalue("demo_path"))
     except pytest.FixtureLookupError:
-        from canon.server.demo import build_demo
-
-        path = tmp_path_factory.mktemp("pg-demo") / "demo.duckdb"
-        build_demo(path, scale=DEMO_SCALE, seed=DEMO_SEED)
-        return path
+        return demo_copy(tmp_path_factory.mktemp("pg-demo") / "demo.duckdb", DEMO_SCALE, DEMO_SEED)
 
 
 @pytest.fixture(scope="session")
