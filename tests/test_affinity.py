@@ -120,6 +120,7 @@ def test_pairs_match_counter_implementation(catalog, warehouse, baskets, level, 
     assert_same(got, rows_of(want), keys=2)
 
 
+@pytest.mark.slow  # loads scikit-learn and SciPy (mlxtend), runs apriori
 @pytest.mark.parametrize("level, dims", [("product", PRODUCT_PAIR), ("category", CATEGORY_PAIR)])
 def test_pairs_match_mlxtend(catalog, warehouse, baskets, level, dims):
     got = keyed(canon(catalog, warehouse, dims))

@@ -29,6 +29,7 @@ def _canon(*args, env=None):
     return result
 
 
+@pytest.mark.slow  # the whole champions segment, with recommendations checked for 50 of them
 def test_segment_audience_csv(project, ref):
     result = _canon("audience", "--project", str(project), "--segment", "champions", "--limit", "100000",
                     "--format", "csv")

@@ -14,6 +14,8 @@ import sqlglot
 from canon.compiler.compile import load_catalog
 from tests.support.cli import ROOT, assert_clean_failure, canon, demo_warehouse
 
+pytestmark = pytest.mark.slow  # every test runs the canon CLI as a subprocess (about a second each)
+
 
 @pytest.fixture(scope="module")
 def warehouse() -> Path:

@@ -154,6 +154,7 @@ def test_every_declared_kind_is_used_and_builds(catalog):
     assert check_tests(catalog) == []
 
 
+@pytest.mark.slow  # every data test on a demo warehouse, twice (API and CLI)
 def test_the_demo_passes(catalog, tmp_path):
     from tests.support.project import demo_copy
 

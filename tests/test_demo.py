@@ -78,6 +78,7 @@ def test_counts_match_tables(built, con):
         assert scalar(con, f"SELECT count(*) FROM {table}") == n > 0
 
 
+@pytest.mark.slow  # builds the demo three times
 def test_same_seed_same_data_other_seed_differs(tmp_path):
     a = contents_of_build(tmp_path / "a.duckdb", seed=1)
     b = contents_of_build(tmp_path / "b.duckdb", seed=1)

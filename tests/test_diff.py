@@ -15,6 +15,8 @@ from canon.server.governance.diff import diff_project, render
 from canon.server.warehouses import open_warehouse
 from tests.support.project import copy_project, demo_copy
 
+pytestmark = pytest.mark.slow  # each test compiles and runs the whole catalog twice (a second or more)
+
 
 def git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True,

@@ -186,6 +186,7 @@ CLI_CASES = {
 }
 
 
+@pytest.mark.slow  # runs the canon CLI as a subprocess
 @pytest.mark.parametrize("case", CLI_CASES)
 def test_cli_error(case):
     args, fragments = CLI_CASES[case]
@@ -197,6 +198,7 @@ def test_cli_error(case):
     assert result.stdout == ""
 
 
+@pytest.mark.slow  # runs the canon CLI as a subprocess
 def test_cli_usage_errors_are_not_tracebacks():
     for args in (["query", "-m", "revenue", "--limit", "abc"], ["query", "-m", "revenue", "--format", "xml"],
                  ["query"], ["compile", "--dialect", "duckdb"]):
@@ -206,6 +208,7 @@ def test_cli_usage_errors_are_not_tracebacks():
         assert "Error:" in result.stderr  # click names the bad option
 
 
+@pytest.mark.slow  # runs the canon CLI as a subprocess
 def test_cli_bad_project(tmp_path):
     result = canon("query", "-m", "revenue", "--project", str(tmp_path / "nowhere"), warehouse=demo_warehouse())
     [message] = assert_clean_failure(result)

@@ -71,6 +71,7 @@ def _cli(*args):
     return subprocess.run([sys.executable, "-m", "canon.server.cli", *args], cwd=ROOT, capture_output=True, text=True)
 
 
+@pytest.mark.slow  # runs the canon CLI as a subprocess
 def test_cli_search_and_glossary():
     found = json.loads(_cli("search", "attach rate", "--format", "json").stdout)
     assert found[0]["kind"] == "term" and found[0]["name"] in ("cross_sell", "confidence")
@@ -80,6 +81,7 @@ def test_cli_search_and_glossary():
     assert missing.returncode == 1 and "nothing matches 'zebra'" in missing.stderr
 
 
+@pytest.mark.slow  # a server of its own
 def test_http_search_and_glossary(tmp_path):
     project = copy_project(tmp_path / "project")
     warehouse = build_warehouse(tmp_path / "demo.duckdb", scale=0.05)

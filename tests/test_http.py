@@ -123,6 +123,7 @@ CLI_CASES = [
 ]
 
 
+@pytest.mark.slow  # runs the canon CLI as a subprocess
 @pytest.mark.parametrize("body,args", CLI_CASES, ids=[c[0]["metrics"][0] for c in CLI_CASES])
 def test_query_matches_cli(site, client, body, args):
     response = client.post("/v1/query", json=body)
@@ -269,6 +270,7 @@ def _dashboard_queries():
     return [{"metrics": [metrics[i % 5]], "dimensions": [dims[(i // 5) % 5]], "limit": 50 + i} for i in range(50)]
 
 
+@pytest.mark.slow  # fifty clients at once
 def test_fifty_concurrent_clients(site):
     queries = _dashboard_queries()
     with httpx.Client(base_url=site["url"], timeout=60) as serial:
@@ -289,6 +291,7 @@ def test_fifty_concurrent_clients(site):
         assert body["rows"] == expected[i], queries[i]
 
 
+@pytest.mark.slow  # waits for the 2 s query timeout
 def test_slow_query_times_out_without_blocking_catalog(site):
     outcome = {}
 
@@ -315,6 +318,7 @@ def test_slow_query_times_out_without_blocking_catalog(site):
     assert outcome["seconds"] < 10
 
 
+@pytest.mark.slow  # a server of its own
 def test_warehouse_down_is_503(tmp_path):
     project = copy_project(tmp_path / "project")
     with serve(project, tmp_path / "missing.duckdb", "--reload-interval", "0") as url:

@@ -164,6 +164,7 @@ def test_lineage_json(catalog):
     json.dumps(data)  # plain JSON
 
 
+@pytest.mark.slow  # five CLI runs, each loading the catalog
 def test_cli_lineage():
     runner = CliRunner()
     out = runner.invoke(main, ["lineage", "cac", "--project", str(ROOT)])

@@ -93,6 +93,7 @@ def test_all_sales_metrics_together(catalog, warehouse):
           oracle_where=["p.category = 'Coffee'"], start="2025-01-01", end="2025-06-30")
 
 
+@pytest.mark.slow  # every customer x category at scale 1, compared row by row
 def test_customer_spend_by_category(catalog, warehouse):
     """Revenue by customer x product category, checked against a hand-written query."""
     dims = ("customer.customer_id", "product.category")
@@ -108,6 +109,7 @@ def test_customer_spend_by_category(catalog, warehouse):
     assert_same(got, want, keys=2)
 
 
+@pytest.mark.slow  # every customer x category at scale 1, compared row by row
 def test_saved_query_customer_category_spend(catalog, warehouse):
     saved = catalog.saved_queries["customer_category_spend"]
     assert tuple(saved.metrics) == ("revenue",)

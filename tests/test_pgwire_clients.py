@@ -326,12 +326,13 @@ def _startup(port) -> socket.socket:
     return sock
 
 
+# slow: payloads the server waits on (it needs more bytes) take the test's 2 s read timeout
 @pytest.mark.parametrize("payload", [
-    b"",  # connect and leave
+    pytest.param(b"", marks=pytest.mark.slow),  # connect and leave
     b"\x00\x00\x00\x08\x04\xd2\x16\x2f",  # SSLRequest, then nothing
     b"\x00\x00\x00\x03",  # length below the minimum
     b"\x7f\xff\xff\xff" + b"x" * 64,  # oversized startup packet
-    b"\x00\x00\x00\x10\x00\x03\x00\x00user\x00",  # truncated parameters
+    pytest.param(b"\x00\x00\x00\x10\x00\x03\x00\x00user\x00", marks=pytest.mark.slow),  # truncated parameters
     b"\x00\x00\x00\x08\x00\x09\x00\x00",  # unknown protocol version
     pytest.param(os.urandom(512), id="noise"),  # fresh noise every run, under an id pytest-xdist can match
     b"\x00\x00\x00\x10\x04\xd2\x16\x2e\x00\x00\x00\x01\x00\x00\x00\x02",  # CancelRequest for nobody
@@ -402,13 +403,14 @@ def _reader(sock):
     return read
 
 
+# slow: a payload the server waits on (it needs more bytes) takes the test's 2 s read timeout
 @pytest.mark.parametrize("payload", [
     b"Q\x7f\xff\xff\xff",  # oversized message
     b"Q\x00\x00\x00\x02",  # length below 4
     b"P\x00\x00\x00\x06ab",  # Parse without terminators
     b"B\x00\x00\x00\x05\x00",  # Bind for a statement that does not exist
     b"Z\x00\x00\x00\x04",  # a backend-only message type
-    b"Q\x00\x00\x00\x0cSELECT",  # truncated mid-message, then disconnect
+    pytest.param(b"Q\x00\x00\x00\x0cSELECT", marks=pytest.mark.slow),  # truncated mid-message, then disconnect
     b"Q\x00\x00\x00\x09\xff\xfe\xfd\x00\x00",  # invalid UTF-8
 ])
 def test_fuzz_messages_do_not_bring_the_server_down(server, payload):

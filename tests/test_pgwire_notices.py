@@ -48,6 +48,7 @@ def test_current_metric_sends_no_notice(port):
     assert rows and seen == []
 
 
+@pytest.mark.slow  # a server of its own
 def test_serve_with_pg_port_answers_http_and_sql_alike(tmp_path):
     """`canon serve --pg-port`: one process, one catalog, the same numbers over HTTP and SQL."""
     import httpx

@@ -287,6 +287,7 @@ def canon(*args, cwd=ROOT):
                           timeout=120)
 
 
+@pytest.mark.slow  # runs the canon CLI as a subprocess
 def test_cli_validate_ok_on_real_project():
     result = canon("validate")
     assert result.returncode == 0, result.stderr
@@ -294,6 +295,7 @@ def test_cli_validate_ok_on_real_project():
     assert result.stderr == ""
 
 
+@pytest.mark.slow  # runs the canon CLI as a subprocess
 def test_cli_validate_reports_every_problem(tmp_path):
     project = make_project(tmp_path, [
         ("metrics/sales.yml", "measure: order_item.line_revenue", "measure: order_item.line_revenu"),
@@ -313,6 +315,7 @@ def test_cli_validate_reports_every_problem(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # runs the canon CLI as a subprocess
 def test_cli_validate_not_a_project(tmp_path):
     result = canon("validate", "--project", str(tmp_path))
     assert result.returncode == 2
