@@ -73,7 +73,8 @@ async def run_request(request: Request, req: QueryRequest, *, via: str = "http",
     touched; a client that disconnects stops the engine's query. `work(prepared, ticket)` replaces the
     plain query (the Cube API also counts the total)."""
     runtime = runtime_of(request)
-    prepared = runtime.prepare(req, identity=Identity(via=via), timeout_s=timeout_s)
+    # compiling is CPU work too: off the event loop, so a large request never holds up other clients
+    prepared = await runtime.run(lambda: runtime.prepare(req, identity=Identity(via=via), timeout_s=timeout_s))
     ticket = QueryTicket()
     call = (lambda: runtime.query(prepared, ticket=ticket)) if work is None else (lambda: work(prepared, ticket))
     job = asyncio.ensure_future(runtime.run(call, ticket=ticket, timeout_s=prepared.timeout_s))
