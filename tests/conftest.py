@@ -17,8 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from canon.compiler.compile import load_catalog
-from canon.server.warehouses import open_warehouse
 from tests.support.project import demo_copy
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -36,11 +34,15 @@ def demo_path(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def catalog():
+    from canon.compiler.compile import load_catalog  # imported here: the xdist controller never needs it
+
     return load_catalog(REPO_ROOT)
 
 
 @pytest.fixture(scope="session", params=WAREHOUSES)
 def warehouse(request):
+    from canon.server.warehouses import open_warehouse
+
     kind = request.param
     if kind == "duckdb":
         wh = open_warehouse(str(request.getfixturevalue("demo_path")))

@@ -15,6 +15,7 @@ from collections import Counter, defaultdict
 from datetime import datetime
 from itertools import permutations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -67,13 +68,17 @@ def counter_rules(baskets) -> dict[tuple, tuple]:
 
 
 def mlxtend_rules(baskets, min_support: float = MIN_SUPPORT) -> dict[tuple, tuple]:
-    # imported here, not at collection: mlxtend.preprocessing loads scikit-learn and SciPy (seconds)
-    from mlxtend.frequent_patterns import apriori, association_rules
-    from mlxtend.preprocessing import TransactionEncoder
+    from mlxtend.frequent_patterns import apriori, association_rules  # imported here: collection stays fast
 
     baskets = [sorted(b) for b in baskets]
-    encoder = TransactionEncoder()
-    frame = pd.DataFrame(encoder.fit(baskets).transform(baskets), columns=encoder.columns_)
+    # one-hot baskets, as mlxtend's TransactionEncoder builds them (sorted items as columns, a bool per
+    # basket and item), without mlxtend.preprocessing, which loads scikit-learn and SciPy (~3 s)
+    columns = sorted({item for basket in baskets for item in basket})
+    position = {item: i for i, item in enumerate(columns)}
+    onehot = np.zeros((len(baskets), len(columns)), dtype=bool)
+    for row, basket in enumerate(baskets):
+        onehot[row, [position[item] for item in basket]] = True
+    frame = pd.DataFrame(onehot, columns=columns)
     frequent = apriori(frame, min_support=min_support, use_colnames=True, max_len=2)
     rules = association_rules(frequent, num_itemsets=len(baskets), metric="confidence", min_threshold=0.0)
     out = {}
@@ -120,7 +125,6 @@ def test_pairs_match_counter_implementation(catalog, warehouse, baskets, level, 
     assert_same(got, rows_of(want), keys=2)
 
 
-@pytest.mark.slow  # loads scikit-learn and SciPy (mlxtend), runs apriori
 @pytest.mark.parametrize("level, dims", [("product", PRODUCT_PAIR), ("category", CATEGORY_PAIR)])
 def test_pairs_match_mlxtend(catalog, warehouse, baskets, level, dims):
     got = keyed(canon(catalog, warehouse, dims))

@@ -11,6 +11,9 @@ from click.testing import CliRunner
 
 from tests.test_recommend_reference import Reference, make_project
 
+# a demo and a recommendation snapshot of its own, whole segments exported and checked (~1 s a test)
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
@@ -29,7 +32,6 @@ def _canon(*args, env=None):
     return result
 
 
-@pytest.mark.slow  # the whole champions segment, with recommendations checked for 50 of them
 def test_segment_audience_csv(project, ref):
     result = _canon("audience", "--project", str(project), "--segment", "champions", "--limit", "100000",
                     "--format", "csv")

@@ -52,6 +52,7 @@ def test_html_is_escaped(tmp_path):
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
 
 
+@pytest.mark.slow  # builds the whole static site through the CLI
 def test_cli_docs(tmp_path):
     out = CliRunner().invoke(main, ["docs", "--project", str(ROOT), "--out", str(tmp_path / "site")])
     assert out.exit_code == 0, out.output

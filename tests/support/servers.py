@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-import httpx
-
 from tests.support.project import ROOT, SLOW_METRIC, SLOW_MODEL, copy_project, demo_copy, scratch_dir
 
 __all__ = ["ROOT", "SLOW_METRIC", "SLOW_MODEL", "Server", "build_warehouse", "canon_env", "cli_json", "copy_project",
@@ -53,6 +51,8 @@ def http_ready(path: str = "/healthz") -> Callable[[str], bool]:
     """A readiness check: GET `path` answers 200."""
 
     def check(url: str) -> bool:
+        import httpx
+
         return httpx.get(url + path, timeout=2).status_code == 200
 
     return check
@@ -79,6 +79,8 @@ class Server:
             return ""
 
     def wait_until(self, check: Callable[[], bool], timeout: float, what: str) -> None:
+        import httpx
+
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:
