@@ -28,10 +28,12 @@ ROOT = Path(__file__).resolve().parents[1]
 QUERY = {"metrics": ["revenue"], "dimensions": ["product.category", "metric_time.month"]}
 
 
-def copy_project(target: Path) -> Path:
+def copy_project(target: Path, *, cache: bool) -> Path:
     for name in ("semantic_models", "metrics"):
         shutil.copytree(ROOT / name, target / name)
     shutil.copy(ROOT / "canon.yml", target / "canon.yml")
+    with (target / "canon.yml").open("a") as config:  # the overhead is measured without the result cache
+        config.write(f"\ncache: {{enabled: {'true' if cache else 'false'}}}\n")
     return target
 
 
@@ -105,6 +107,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="time budget per side")
     parser.add_argument("--scale", type=float, default=1.0, help="demo warehouse scale (when it is built)")
     parser.add_argument("--warehouse", default=None, help="an existing DuckDB demo warehouse")
+    parser.add_argument("--cache", action="store_true", help="also measure answers from the result cache")
     args = parser.parse_args()
 
     import duckdb
@@ -118,8 +121,7 @@ def main() -> None:
 
             warehouse = tmp / "demo.duckdb"
             build_demo(warehouse, scale=args.scale)
-        project = copy_project(tmp / "project")
-        with serve(project, warehouse, "--reload-interval", "0", "--log-level", "warning") as url:
+        def over_http(url):
             local = threading.local()
 
             def http_call():
@@ -129,8 +131,18 @@ def main() -> None:
                 response = client.post("/v1/query", json=QUERY)
                 response.raise_for_status()
 
+            return measure(http_call, args.clients, args.requests, args.seconds)
+
+        project = copy_project(tmp / "project", cache=False)
+        with serve(project, warehouse, "--reload-interval", "0", "--log-level", "warning") as url:
             sql = httpx.post(url + "/v1/query", json=QUERY, timeout=60).json()["sql"]
-            http = measure(http_call, args.clients, args.requests, args.seconds)
+            http = over_http(url)
+        cached = None
+        if args.cache:
+            with serve(copy_project(tmp / "cached", cache=True), warehouse, "--reload-interval", "0",
+                       "--log-level", "warning") as url:
+                assert httpx.post(url + "/v1/query", json=QUERY, timeout=60).status_code == 200
+                cached = over_http(url)
 
         connection = duckdb.connect(str(warehouse), read_only=True)
 
@@ -146,7 +158,8 @@ def main() -> None:
 
     print(f"dashboard query: revenue by product.category, metric_time.month — {args.clients} concurrent clients")
     print(f"{'':14}{'requests':>10}{'req/s':>10}{'p50 ms':>10}{'p95 ms':>10}")
-    for name, r in (("HTTP /v1/query", http), ("DuckDB direct", direct)):
+    rows = (("HTTP /v1/query", http), ("DuckDB direct", direct)) + ((("HTTP cached", cached),) if cached else ())
+    for name, r in rows:
         print(f"{name:14}{r['requests']:>10}{r['rps']:>10.1f}{r['p50']:>10.2f}{r['p95']:>10.2f}")
     print(f"overhead: p50 +{http['p50'] - direct['p50']:.2f} ms, p95 +{http['p95'] - direct['p95']:.2f} ms; "
           f"throughput ratio HTTP/direct {http['rps'] / direct['rps']:.2f}, latency ratio p50 {http['p50'] / direct['p50']:.2f}x")

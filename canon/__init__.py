@@ -6,6 +6,8 @@
                                                              dimensions=("metric_time.month",)), "postgres").sql
     with canon.Runtime.open("path/to/project") as runtime:       # the one query service
         result = runtime.query(canon.QueryRequest(metrics=("revenue",)))
+    client = canon.Client("http://localhost:8000", token=...)   # a running server, from a notebook
+    client.query(["revenue"], by=["product.category"]).to_pandas()
 
 Names resolve lazily (PEP 562), so `canon compile` on the command line does not pay for imports it
 does not use. Everything not listed in __all__ is internal and may change.
@@ -36,6 +38,10 @@ _EXPORTS = {
     "ResultTooLargeError": "canon.compiler.errors",
     "Runtime": "canon.server.runtime",
     "QueryResult": "canon.server.results",
+    "AuthenticationError": "canon.compiler.errors",
+    "AccessDeniedError": "canon.compiler.errors",
+    "Client": "canon.client",
+    "Answer": "canon.client",
 }
 
 __all__ = sorted(_EXPORTS)

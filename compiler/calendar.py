@@ -15,7 +15,9 @@ from sqlglot import exp
 
 from .errors import QueryError, did_you_mean
 
-GRAIN_ORDER = {"hour": 0, "day": 1, "week": 2, "month": 3, "quarter": 4, "fiscal_quarter": 4, "year": 5, "fiscal_year": 5}
+GRAIN_ORDER = {"second": -2, "minute": -1, "hour": 0, "day": 1, "week": 2, "month": 3, "quarter": 4, "fiscal_quarter": 4,
+               "year": 5, "fiscal_year": 5}
+CLOCK_GRAINS = ("second", "minute", "hour")  # periods shorter than a day: TIMESTAMPs, not DATEs
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
@@ -24,6 +26,7 @@ class TimeContext:
     timezone: str | None = None  # None or UTC: times as stored
     week_start: int = 0  # 0 = Monday
     fiscal_start: int = 1  # first month of the fiscal year
+    dates: frozenset = frozenset()  # refs of time dimensions the warehouse stores as DATE (never shifted)
 
 
 @dataclass(frozen=True)
@@ -77,9 +80,10 @@ def _trunc(expr: exp.Expression, unit: str) -> exp.Expression:
     return exp.TimestampTrunc(this=expr, unit=exp.var(unit.upper()))
 
 
-def in_zone(expr: exp.Expression, stored_as: str, ctx: TimeContext) -> exp.Expression:
-    """A stored UTC timestamp as wall-clock time in the request's zone; dates stay as they are."""
-    if not ctx.timezone or stored_as == "date":
+def in_zone(expr: exp.Expression, stored_as: str, ctx: TimeContext, ref: str | None = None) -> exp.Expression:
+    """A stored UTC timestamp as wall-clock time in the request's zone; dates stay as they are
+    (declared `stored_as: date`, or `ref` known from the warehouse to be a DATE column)."""
+    if not ctx.timezone or stored_as == "date" or ref in ctx.dates:
         return expr
     shifted = exp.ConvertTimezone(source_tz=exp.Literal.string("UTC"), target_tz=exp.Literal.string(ctx.timezone),
                                   timestamp=expr)
@@ -87,9 +91,9 @@ def in_zone(expr: exp.Expression, stored_as: str, ctx: TimeContext) -> exp.Expre
 
 
 def truncate(expr: exp.Expression, grain: str, ctx: TimeContext) -> exp.Expression:
-    """The start of the period holding `expr`: a DATE (a TIMESTAMP for hours)."""
-    if grain == "hour":
-        return exp.cast(_trunc(expr, "hour"), exp.DataType.Type.TIMESTAMP)
+    """The start of the period holding `expr`: a DATE (a TIMESTAMP for hours, minutes and seconds)."""
+    if grain in CLOCK_GRAINS:
+        return exp.cast(_trunc(expr, grain), exp.DataType.Type.TIMESTAMP)
     if grain == "week" and ctx.week_start:
         # weeks from another weekday: shift so that day falls on Monday, truncate, shift back
         start = add(_trunc(add(expr, -ctx.week_start, "day"), "week"), ctx.week_start, "day")
@@ -128,8 +132,10 @@ def period_start(value: str, grain: str, ctx: TimeContext) -> str:
     """The start of the period (at `grain`) holding the ISO timestamp `value`."""
     moment = _to_datetime(value)
     day = moment.date()
-    if grain == "hour":
-        return moment.replace(minute=0, second=0, microsecond=0).isoformat(sep=" ")
+    if grain in CLOCK_GRAINS:
+        keep = {"second": {"microsecond": 0}, "minute": {"second": 0, "microsecond": 0},
+                "hour": {"minute": 0, "second": 0, "microsecond": 0}}[grain]
+        return moment.replace(**keep).isoformat(sep=" ")
     if grain == "day":
         start = day
     elif grain == "week":
@@ -149,8 +155,8 @@ def period_start(value: str, grain: str, ctx: TimeContext) -> str:
 def next_period(value: str, grain: str, ctx: TimeContext) -> str:
     """The start of the period after the one holding `value`."""
     start = _to_datetime(period_start(value, grain, ctx))
-    if grain == "hour":
-        following = start + timedelta(hours=1)
+    if grain in CLOCK_GRAINS:
+        following = start + timedelta(**{f"{grain}s": 1})
     elif grain == "day":
         following = start + timedelta(days=1)
     elif grain == "week":
@@ -163,12 +169,12 @@ def next_period(value: str, grain: str, ctx: TimeContext) -> str:
 # which grains line up with which to-date periods: a to-date value read at a grain is the value
 # as of each period's last day, so every period must end inside one to-date period
 _FITS = {
-    "week": {"hour", "day", "week"},
-    "month": {"hour", "day", "week", "month"},
-    "quarter": {"hour", "day", "week", "month", "quarter"},
-    "year": {"hour", "day", "week", "month", "quarter", "year"},
-    "fiscal_quarter": {"hour", "day", "week", "month", "fiscal_quarter"},
-    "fiscal_year": {"hour", "day", "week", "month", "fiscal_quarter", "fiscal_year"},
+    "week": {"second", "minute", "hour", "day", "week"},
+    "month": {"second", "minute", "hour", "day", "week", "month"},
+    "quarter": {"second", "minute", "hour", "day", "week", "month", "quarter"},
+    "year": {"second", "minute", "hour", "day", "week", "month", "quarter", "year"},
+    "fiscal_quarter": {"second", "minute", "hour", "day", "week", "month", "fiscal_quarter"},
+    "fiscal_year": {"second", "minute", "hour", "day", "week", "month", "fiscal_quarter", "fiscal_year"},
 }
 
 

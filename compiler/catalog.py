@@ -129,10 +129,14 @@ class Catalog:
     input_filters: dict[tuple[str, str], ParsedFilter] = field(default_factory=dict)
     derived_exprs: dict[str, exp.Expression] = field(default_factory=dict)
     affinities: dict[str, AffinityInfo] = field(default_factory=dict)
+    segments: dict[str, ParsedFilter] = field(default_factory=dict)  # '<model>.<segment>' -> its filter
     facts: dict[str, "MetricFacts"] = field(default_factory=dict)  # name -> what it is built from
     entity_owner: dict[str, str] = field(default_factory=dict)
     edges: dict[str, list[Edge]] = field(default_factory=dict)
     version: str = ""
+    # time dimensions the warehouse stores as DATE, learned by the runtime (column_types.py); a class
+    # default, so catalogs pickled before this field existed read it as empty
+    stored_dates: frozenset = frozenset()
     settings: Settings = field(default_factory=Settings)
     _paths: dict[str, dict[str, tuple[tuple[Edge, ...], ...]]] = field(default_factory=dict, repr=False)
 
@@ -154,6 +158,16 @@ class Catalog:
 
     def qualifiers(self) -> set[str]:
         return set(self.models) | set(self.entity_owner)
+
+    def segment_filter(self, name: str, *, field: str = "segments") -> ParsedFilter:
+        """A segment ('<model>.<segment>') as its reviewed filter, which a request adds to `where`."""
+        from .errors import Location, UnknownNameError, did_you_mean
+
+        found = self.segments.get(name) if isinstance(name, str) else None
+        if found is None:
+            hint = did_you_mean(str(name), self.segments) if self.segments else "this catalog defines no segments"
+            raise UnknownNameError(f"{field}: unknown segment {name!r}", location=Location(path=field), hint=hint)
+        return found
 
     def all_dimension_refs(self) -> list[str]:
         return sorted(d.ref for m in self.models.values() for d in m.dimensions.values())

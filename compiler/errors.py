@@ -154,6 +154,43 @@ class ResultTooLargeError(QueryError):
     sqlstate = "54000"
 
 
+class AuthenticationError(CanonError):
+    """No credentials where they are required, or credentials that do not verify."""
+
+    code = "unauthenticated"
+    http_status = 401
+    sqlstate = "28000"
+
+
+class AccessDeniedError(CanonError):
+    """The caller is known, but an access policy does not let them see this."""
+
+    code = "access_denied"
+    http_status = 403
+    sqlstate = "42501"
+
+
+class RequestTooLargeError(QueryError):
+    """A request over one of the server's shape limits (items, filter size or nesting)."""
+
+    code = "request_too_large"
+    http_status = 400
+    sqlstate = "54000"
+
+
+class WarehouseQueryError(WarehouseError):
+    """The warehouse ran the query and refused it for what it asks (a value that does not convert, a
+    comparison of unlike types): the request's fault, not an outage. `sqlstate` is the engine's own
+    (class 22 data exception, 42 syntax or access rule) where it gives one."""
+
+    code = "query_rejected"
+    http_status = 400
+
+    def __init__(self, message: str, *, sqlstate: str = "22000", **kwargs):
+        super().__init__(message, **kwargs)
+        self.sqlstate = sqlstate
+
+
 def _error_sort_key(error: CanonError):
     loc = error.location or Location()
     return (loc.file or "", loc.line or 0, error.message)

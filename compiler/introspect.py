@@ -122,7 +122,8 @@ def dimension_values_query(catalog: Catalog, ref: str, *, limit: int = 1000) -> 
     Values come from the dimension's model alone (no metric filter applies), so a picker for
     `order.status` shows every status, not only the ones some metric counts.
     """
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_VALUES:
+    # MAX_VALUES + 1: a caller asks for one more value than it shows, to tell that the list was cut
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_VALUES + 1:
         raise QueryError(f"limit: {limit!r} must be a whole number from 1 to {MAX_VALUES:,}")
     head = ref.split(".")[0] if isinstance(ref, str) else ""
     if head == METRIC_TIME:

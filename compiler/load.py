@@ -7,6 +7,8 @@ stay strings.
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,9 +16,11 @@ from typing import Any
 import yaml
 
 from .errors import CanonError, ConfigError, Location
+from .yaml_limits import check_yaml
 
 DEFINITION_DIRS = ("semantic_models", "metrics")
 SETTINGS_FILE = "canon.yml"
+MAX_FILE_BYTES = 5 * 1024 * 1024  # per definition file (and canon.yml); the demo's largest is ~20 KB
 
 # libyaml's composer when present (10x faster); both keep node marks
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -57,8 +61,9 @@ def load_project(project_dir: str | Path) -> tuple[list[Document], list[CanonErr
     documents, problems = [], []
     for kind, path in find_definition_files(project_dir):
         shown = str(path.relative_to(project_dir))
-        text = path.read_text(encoding="utf-8")
+        text = ""
         try:
+            text = read_text(path, shown)
             documents.append(load_text(text, shown, kind))
         except CanonError as error:
             # the names the unreadable file seems to define: validate does not report references
@@ -77,9 +82,53 @@ def load_project(project_dir: str | Path) -> tuple[list[Document], list[CanonErr
 def load_settings(project_dir: str | Path) -> Document | None:
     """canon.yml, whose `calendar:` and `time_spine:` sections the compiler reads."""
     path = Path(project_dir) / SETTINGS_FILE
-    if not path.is_file():
+    if not os.path.lexists(path):  # a dangling link is an error, not "no settings"
         return None
-    return load_text(path.read_text(encoding="utf-8"), SETTINGS_FILE, "settings")
+    return load_text(read_text(path, SETTINGS_FILE), SETTINGS_FILE, "settings")
+
+
+def read_bytes(path: Path, shown: str) -> bytes:
+    """A definition file's bytes, or a ConfigError naming it: a dangling link, a folder, a pipe, a file
+    that cannot be read, one over MAX_FILE_BYTES. Never blocks: a FIFO is refused before any read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise _unreadable(shown, "the file (or the target of its link) does not exist") from None
+    except OSError as error:
+        raise _unreadable(shown, error.strerror or str(error)) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _unreadable(shown, "it is not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as error:
+        raise _unreadable(shown, error.strerror or str(error)) from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_FILE_BYTES:
+        line = data.count(b"\n", 0, MAX_FILE_BYTES) + 1
+        raise ConfigError(f"the file is larger than the {MAX_FILE_BYTES // (1024 * 1024)} MiB limit "
+                          f"for a definition file (reached at line {line})",
+                          location=Location(file=shown, line=line),
+                          hint="split it into several files: one per semantic model, metrics by domain")
+    return data
+
+
+def read_text(path: Path, shown: str) -> str:
+    """`read_bytes` decoded as UTF-8; a bad byte is a ConfigError at its line."""
+    data = read_bytes(path, shown)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"the file is not valid UTF-8 (byte 0x{data[error.start]:02x})",
+                          location=Location(file=shown, line=data.count(b"\n", 0, error.start) + 1),
+                          hint="save the file as UTF-8") from None
+
+
+def _unreadable(shown: str, why: str) -> ConfigError:
+    return ConfigError(f"cannot read the definition file: {why}", location=Location(file=shown, line=1),
+                       hint="fix or remove the file (a broken symlink, a folder or pipe named *.yml, "
+                            "missing read permission)")
 
 
 def _names_in(text: str) -> frozenset[str]:
@@ -93,6 +142,7 @@ def _names_in(text: str) -> frozenset[str]:
 
 
 def load_text(text: str, file: str, kind: str) -> Document:
+    check_yaml(text, file)  # alias bombs and deep nesting, refused before composing
     try:
         node = yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as error:

@@ -16,8 +16,8 @@ from .errors import Location
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=63)]
 Tier = Literal["draft", "verified", "certified", "deprecated"]
-Grain = Literal["hour", "day", "week", "month", "quarter", "fiscal_quarter", "year", "fiscal_year"]
-GRAINS: tuple[str, ...] = ("hour", "day", "week", "month", "quarter", "fiscal_quarter", "year", "fiscal_year")
+Grain = Literal["second", "minute", "hour", "day", "week", "month", "quarter", "fiscal_quarter", "year", "fiscal_year"]
+GRAINS: tuple[str, ...] = ("second", "minute", "hour", "day", "week", "month", "quarter", "fiscal_quarter", "year", "fiscal_year")
 WINDOW_PATTERN = r"^\s*[1-9][0-9]{0,3}\s+(day|week|month|quarter|year)s?\s*$"
 Window = Annotated[str, Field(pattern=WINDOW_PATTERN, description="e.g. '28 days', '1 month'")]
 
@@ -106,6 +106,15 @@ class NonAdditive(Frozen):
     time: str  # a time dimension of the model
     window: Literal["last", "first"] = "last"
     groupings: tuple[Name, ...] = ()  # entities whose own latest rows count (per account balance)
+
+
+class Segment(Frozen):
+    """A named, reviewed boolean filter on a model's rows (Cube's segments): `order.completed`."""
+
+    name: Name
+    filter: str  # a boolean expression over dimensions, e.g. "order.status = 'completed'"
+    label: str | None = None
+    description: str | None = None
 
 
 class Measure(Frozen):
@@ -238,6 +247,7 @@ class SemanticModel(Governed):
     # group. Only bridges are crossed that way: a new event table never reroutes other metrics.
     bridge: bool = False
     tests: tuple[DataTest, ...] = ()  # governance (issue 7)
+    segments: tuple[Segment, ...] = ()  # named filters, usable by name from every front end
     freshness: Freshness | None = None  # governance (issue 7)
 
     @model_validator(mode="after")
@@ -359,6 +369,7 @@ class View(Governed):
     name: Name
     metrics: tuple[Name, ...] = Field(min_length=1)
     dimensions: tuple[str | ViewColumn, ...] = ()
+    segments: tuple[str, ...] = ()  # segments of the models ('order.web'), offered with the view's name
 
 
 # --- project settings (canon.yml) ---------------------------------------------------------------

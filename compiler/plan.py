@@ -94,7 +94,7 @@ class Scope:
         self.reach(dim.model)
         if dim.type != "time":
             return _wrap(dim.expr.copy())
-        local = in_zone(dim.expr.copy(), dim.definition.stored_as, self.time)
+        local = in_zone(dim.expr.copy(), dim.definition.stored_as, self.time, dim.ref)
         return truncate(local, grain, self.time) if grain else _wrap(local)
 
     def time_dimension(self, ref: str) -> DimensionInfo:

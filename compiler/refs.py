@@ -100,7 +100,7 @@ def _dimension(catalog: Catalog, ref: str, parts: list[str]) -> tuple[DimensionI
 
 def _grain(ref: str, grain: str) -> str:
     if grain not in GRAINS:
-        raise UnknownNameError(f"unknown time grain '{grain}' in '{ref}'", hint=did_you_mean(grain, GRAINS))
+        raise UnknownNameError(f"unknown time grain '{grain}' in '{ref}'", hint=did_you_mean(grain, GRAINS, limit=len(GRAINS)))
     return grain
 
 
@@ -127,5 +127,5 @@ def time_expr(dim: DimensionInfo, grain: str | None, time=None) -> exp.Expressio
     from .calendar import TimeContext, in_zone, truncate
 
     time = time or TimeContext()
-    local = in_zone(dim.expr.copy(), dim.definition.stored_as, time)
+    local = in_zone(dim.expr.copy(), dim.definition.stored_as, time, dim.ref)
     return truncate(local, grain, time) if grain else local

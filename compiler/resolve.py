@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from sqlglot import exp
 
 from . import model as m
-from .calendar import WEEKDAYS, TimeContext, Window, check_timezone, parse_window
+from .calendar import CLOCK_GRAINS, WEEKDAYS, TimeContext, Window, check_timezone, parse_window
 from .catalog import AffinityInfo, Catalog, MeasureInfo
 from .errors import QueryError, UnknownNameError, did_you_mean
 from .refs import METRIC_TIME, DimRef, parse_ref, split_measure_ref
@@ -91,15 +91,20 @@ def _fill_gaps(catalog: Catalog, request: QueryRequest, names, dims) -> bool:
     with `join_to_timespine` fills a pure time series (every dimension on metric_time). Crossing the
     periods with other dimensions multiplies rows (every day × every product × every country), so
     that happens only when asked."""
+    # the time spine holds days: periods shorter than a day are listed as the data has them
+    clock = any(d.kind == METRIC_TIME and d.grain in CLOCK_GRAINS for d in dims)
     if request.fill_gaps:
         if not any(d.kind == METRIC_TIME for d in dims):
             raise QueryError("fill_gaps lists every period of metric_time, and the request does not group by it",
                              hint="add a dimension metric_time.<grain> (day, week, month, ...)")
+        if clock:
+            raise QueryError("fill_gaps lists the days of the time spine: it cannot list hours, minutes or seconds",
+                             hint="group by metric_time.day or coarser, or leave fill_gaps out")
         return True
     if request.fill_gaps is not None:
         return False
     declared = any(getattr(catalog.metrics[n], "join_to_timespine", False) for n in names)
-    return declared and bool(dims) and all(d.kind == METRIC_TIME for d in dims)
+    return declared and bool(dims) and all(d.kind == METRIC_TIME for d in dims) and not clock
 
 
 def resolve(catalog: Catalog, request: QueryRequest) -> ResolvedQuery:
@@ -121,7 +126,7 @@ def resolve(catalog: Catalog, request: QueryRequest) -> ResolvedQuery:
     start, end = _range(catalog, request)
     calendar = catalog.settings.calendar
     time = TimeContext(check_timezone(request.timezone), WEEKDAYS.index(calendar.week_start),
-                       calendar.fiscal_year_start_month)
+                       calendar.fiscal_year_start_month, catalog.stored_dates)
     fill = _fill_gaps(catalog, request, names, dims)
     resolved = ResolvedQuery(request, dims, where, outputs, inputs, affinity, order, start, end,
                              conversions, having, time, fill)
@@ -356,8 +361,12 @@ def _range(catalog: Catalog, request: QueryRequest) -> tuple[str | None, str | N
                              hint="time_range takes phrases such as 'last 28 days' or 'this month'")
         today = _today(catalog, request)
         calendar = catalog.settings.calendar
-        first, last = relative_range(text, today, week_start=WEEKDAYS.index(calendar.week_start),
-                                     fiscal_year_start_month=calendar.fiscal_year_start_month)
+        try:
+            first, last = relative_range(text, today, week_start=WEEKDAYS.index(calendar.week_start),
+                                         fiscal_year_start_month=calendar.fiscal_year_start_month)
+        except (OverflowError, ValueError):  # date arithmetic past year 1 or 9999
+            raise QueryError(f"time_range {text!r} counted from {today.isoformat()} falls outside the calendar "
+                             "(years 1 to 9999)", hint="use a shorter range or a later/earlier `today`") from None
         return _time_bound(first.isoformat(), "start", False), _time_bound(last.isoformat(), "end", True)
     start, end = _time_bound(request.start, "start", False), _time_bound(request.end, "end", True)
     if start and end and start >= end:
@@ -383,6 +392,8 @@ def _time_bound(value: str | None, name: str, is_end: bool) -> str | None:
     try:
         if len(text) == 10:
             day = date.fromisoformat(text)
+            if is_end and day == date.max:
+                return None  # up to the end of 9999-12-31: the end of the calendar, no bound at all
             return (day + timedelta(days=1) if is_end else day).isoformat() + " 00:00:00"
         return datetime.fromisoformat(text).replace(tzinfo=None).isoformat(sep=" ")
     except ValueError:
@@ -405,9 +416,4 @@ def _check_time_needs(catalog: Catalog, resolved: ResolvedQuery):
             raise QueryError(
                 f"metric '{item.metric}' restarts every {spec.grain_to_date}; a {time.grain} can span two of those",
                 hint=f"group by metric_time at {spec.grain_to_date} or a finer grain that lines up with it")
-    spine_users = [n for n in resolved.request.metrics if getattr(catalog.metrics[n], "join_to_timespine", False)]
-    spine_users += [i.metric for i in resolved.inputs if i.cumulative]
-    if spine_users and catalog.settings.time_spine is None:
-        raise QueryError(f"metric {', '.join(sorted(set(spine_users)))} needs a time spine (a table with one row per day)",
-                         hint="add `time_spine: {table: time_spine, column: date_day}` to canon.yml "
-                              "(canon demo creates that table)")
+    # without a configured time spine the days are generated in SQL (render/spine.py)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
+from sqlglot.tokens import TokenType
 
 from .errors import ConfigError, FilterError, Location
 
@@ -76,10 +77,13 @@ def parse_filter(text: str | exp.Expression, *, field: str = "where") -> ParsedF
         tree = sqlglot.parse_one(text, dialect=SOURCE_DIALECT, into=exp.Condition)
     except (ParseError, TokenError) as error:
         raise FilterError(
-            f"{text!r} is not a boolean expression over dimensions",
+            f"{text[:200]!r} is not a boolean expression over dimensions",
             location=Location(path=field),
             hint=f"write e.g. \"product.category = 'Coffee' AND customer.country_code IN ('US', 'GB')\" ({_first_line(error)})",
         ) from None
+    except RecursionError:  # the parser recurses per nesting level: a bound of its own, not a bug
+        raise FilterError(f"the filter nests too deeply to parse ({text_depth(text)} levels)",
+                          location=Location(path=field), hint="flatten it: AND/OR chains and IN (...) need no nesting") from None
     if _has_comment(text) or any(node.comments for node in tree.walk()):
         raise FilterError("comments (-- or /* */) are not allowed in a filter",
                           location=Location(path=field),
@@ -105,10 +109,18 @@ def check_filter(tree: exp.Expression, *, field: str = "where", text: str = "") 
             raise FilterError(f"cast to {node.sql()} is not allowed",
                               location=Location(path=field),
                               hint="cast only to date, timestamp, integer, bigint, double, decimal, varchar or boolean")
+        if isinstance(node, exp.Literal) and node.is_string and "\x00" in node.this:
+            # PostgreSQL's protocol ends text at a NUL byte, and no engine stores one in text
+            raise FilterError("a text value in a filter contains a NUL character (\\x00)",
+                              location=Location(path=field), hint="remove the NUL character from the value")
         if isinstance(node, exp.Column):
             if isinstance(node.this, exp.Star):
                 raise FilterError("'*' is not a dimension", location=Location(path=field))
             refs.append(column_ref(node))
+    depth = tree_depth(tree)
+    if depth > MAX_DEPTH:
+        raise FilterError(f"the filter nests {depth} levels deep, more than {MAX_DEPTH}",
+                          location=Location(path=field), hint="flatten it: AND/OR chains and IN (...) need no nesting")
     # a bare column is allowed: a boolean dimension is a filter by itself (order.is_attributed)
     if not isinstance(tree, exp.Condition) or isinstance(tree, exp.Literal):
         raise FilterError(f"{text!r} is not a boolean expression",
@@ -118,6 +130,45 @@ def check_filter(tree: exp.Expression, *, field: str = "where", text: str = "") 
         # `a OR b` is ANDed with other conditions later: keep it one operand
         tree = exp.Paren(this=tree)
     return ParsedFilter(condition=_lean(tree), refs=tuple(refs))
+
+
+MAX_DEPTH = 100  # a ceiling for any configured limit: deeper trees overflow the parser and the renderer
+_PREFIX = (TokenType.NOT, TokenType.DASH)
+
+
+def text_depth(text: str) -> int:
+    """How deeply a filter nests (parentheses, and runs of NOT or unary minus), from its tokens: before
+    parsing, which recurses once per level."""
+    try:
+        tokens = sqlglot.tokenize(text, read=SOURCE_DIALECT)
+    except (ParseError, TokenError):
+        return 0  # the parser reports what is wrong with it
+    depth = deepest = run = 0
+    for token in tokens:
+        kind = token.token_type
+        run = run + 1 if kind in _PREFIX else 0
+        if kind == TokenType.L_PAREN:
+            depth += 1
+        elif kind == TokenType.R_PAREN:
+            depth -= 1
+        deepest = max(deepest, depth + run)
+    return deepest
+
+
+_NESTING = (exp.Paren, exp.Not, exp.Neg, exp.Func, exp.Tuple, exp.In, exp.Cast)
+
+
+def tree_depth(tree: exp.Expression) -> int:
+    """How deeply a condition tree nests (parentheses, NOT, function calls, IN lists), counted without
+    recursion: a chain of AND or OR (a flat list) is one level, as written."""
+    deepest, stack = 0, [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, _NESTING) and not isinstance(node, (exp.Connector, exp.Binary)):  # AND/OR are Funcs too
+            depth += 1
+            deepest = max(deepest, depth)
+        stack.extend((child, depth) for child in node.iter_expressions())
+    return deepest
 
 
 def _has_comment(text: str) -> bool:

@@ -19,6 +19,10 @@ RELATIVE_RANGES = (
 )
 
 
+_PHRASES = ("today", "yesterday", "this week", "last week", "this month", "last month", "this quarter", "last quarter",
+            "this year", "last year", "month to date", "quarter to date", "year to date")
+
+
 def _month_start(day: date) -> date:
     return day.replace(day=1)
 
@@ -46,6 +50,11 @@ def relative_range(text: str, today: date, *, week_start: int = 0, fiscal_year_s
         if unit == "week":
             return today - timedelta(days=7 * n - 1), today
         return _shift_day(today, -n) + timedelta(days=1), today  # e.g. last 1 month on Mar 15: Feb 16..Mar 15
+    if phrase not in _PHRASES:
+        from .errors import did_you_mean
+
+        raise QueryError(f"unknown time range {text!r}", hint=did_you_mean(phrase, RELATIVE_RANGES) +
+                         "; or give explicit dates (2025-01-01 to 2025-03-31)")
     table = {
         "today": (today, today),
         "yesterday": (today - timedelta(days=1), today - timedelta(days=1)),

@@ -72,6 +72,7 @@ def build_catalog(documents: list[Document], read_errors: list[CanonError] = ())
     catalog.edges, catalog.entity_owner = build_edges(catalog.models)
     _check_entities(catalog, problems)
     _resolve_default_times(catalog, problems)
+    _check_segments(catalog, problems)
     _register_metrics(metric_files, catalog, problems)
     _check_metrics(catalog, problems)
     _check_cycles(catalog, problems)
@@ -91,7 +92,7 @@ _CLASS_FOR_KEY: dict[str, type[BaseModel]] = {
     "semantic_model": m.SemanticModel, "semantic_models": m.SemanticModel, "entities": m.Entity,
     "dimensions": m.Dimension, "measures": m.Measure, "deduplicate": m.Deduplicate,
     "saved_queries": m.SavedQuery, "views": m.View, "numerator": m.MetricInput,
-    "denominator": m.MetricInput, "glossary": m.GlossaryTerm,
+    "denominator": m.MetricInput, "glossary": m.GlossaryTerm, "segments": m.Segment,
 }
 _METRIC_CLASSES = {"simple": m.SimpleMetric, "ratio": m.RatioMetric, "derived": m.DerivedMetric,
                    "cumulative": m.CumulativeMetric, "conversion": m.ConversionMetric,
@@ -419,6 +420,27 @@ def _check_entities(catalog: Catalog, problems: Problems):
                 )
 
 
+def _check_segments(catalog: Catalog, problems: Problems):
+    """A segment's name is new in its model and its filter names dimensions reachable from the model."""
+    from .refs import check_filter_refs
+
+    for model in catalog.models.values():
+        taken = set(model.dimensions)
+        for segment in model.definition.segments:
+            at = segment.location_of("filter")
+            if segment.name in taken:
+                problems.add(f"segment '{segment.name}' of model '{model.name}' clashes with a dimension or segment "
+                             "of the same name", segment.location_of("name"), "rename the segment")
+                continue
+            taken.add(segment.name)
+            parsed = problems.check(lambda: parse_filter(segment.filter, field="filter"), at,
+                                    f"segment '{model.name}.{segment.name}' filter: ")
+            if parsed is not None and not problems.is_broken(*parsed.refs) and problems.check(
+                    lambda: check_filter_refs(catalog, parsed, model.name), at,
+                    f"segment '{model.name}.{segment.name}' filter: ") is not None:
+                catalog.segments[f"{model.name}.{segment.name}"] = parsed
+
+
 def _resolve_default_times(catalog: Catalog, problems: Problems):
     from .refs import resolve_dimension  # refs needs a catalog with its graph
 
@@ -651,6 +673,16 @@ def _check_saved_queries_and_views(catalog: Catalog, problems: Problems):
                        f"saved query '{name}': ")
     for name, view in catalog.views.items():
         where = view.location
+        for segment in view.segments:
+            if segment not in catalog.segments:
+                problems.add(f"view '{name}': unknown segment '{segment}'", view.location_of("segments"),
+                             did_you_mean(segment, catalog.segments) if catalog.segments else
+                             "define it under `segments:` of its semantic model")
+                continue
+            condition = catalog.segments[segment].condition
+            for metric in view.metrics:  # every metric of the view can be narrowed by the segment
+                problems.check(lambda: compile_request(catalog, QueryRequest(metrics=(metric,), where=(condition,))),
+                               view.location_of("segments"), f"view '{name}' segment '{segment}': ")
         for metric in view.metrics:
             for dim in view.dimensions:
                 ref = dim if isinstance(dim, str) else dim.ref

@@ -16,20 +16,29 @@ from pathlib import Path
 
 from canon.compiler.catalog import Catalog
 from canon.compiler.compile import load_catalog
-from canon.compiler.load import find_definition_files
+from canon.compiler.errors import ConfigError
+from canon.compiler.load import SETTINGS_FILE, find_definition_files, read_bytes
 
 CACHE_FILE = Path(".canon") / "catalog.pickle"
-FORMAT = 3  # 2: modules live under canon.; 3: metric facts, locations on the definitions
+FORMAT = 4  # 2: modules live under canon.; 3: metric facts, locations on the definitions; 4: segments
 
 
 def fingerprint(project: Path) -> str:
+    """A hash of every definition file. It never fails on one file: a file that cannot be read (a
+    dangling link, no permission, over the size cap) enters the hash as its error, so fixing or
+    removing it changes the key, and the reload that follows reports it."""
     import sqlglot
 
     digest = hashlib.sha256(f"canon-cache-{FORMAT}-{sqlglot.__version__}".encode())
-    settings = project / "canon.yml"
-    for _, path in find_definition_files(project) + ([("settings", settings)] if settings.is_file() else []):
-        digest.update(str(path.relative_to(project)).encode() + b"\0")
-        digest.update(path.read_bytes() + b"\0")
+    settings = project / SETTINGS_FILE
+    files = find_definition_files(project) + ([("settings", settings)] if os.path.lexists(settings) else [])
+    for _, path in files:
+        shown = str(path.relative_to(project))
+        digest.update(shown.encode() + b"\0")
+        try:
+            digest.update(read_bytes(path, shown) + b"\0")
+        except ConfigError as error:
+            digest.update(b"\1unreadable: " + str(error).encode() + b"\0")
     return digest.hexdigest()
 
 

@@ -57,7 +57,9 @@ def _project_option(f):
 
 def _query_options(f):
     options = [
-        click.option("--metric", "-m", "metrics", multiple=True, required=True, help="Metric name; repeat for several."),
+        click.option("--metric", "-m", "metrics", multiple=True, help="Metric name; repeat for several."),
+        click.option("--saved-query", "saved_query", default=None,
+                     help="Run a saved query by name instead of --metric/--by (filters, ranges, order and limit add to it)."),
         click.option("--by", "-b", "dimensions", multiple=True,
                      help="Dimension: model.dimension[.grain], metric_time.<grain>, antecedent./consequent.<dim>."),
         click.option("--where", "-w", "where", multiple=True, help="Filter over dimensions; repeat to AND them."),
@@ -79,13 +81,22 @@ def _query_options(f):
     return _project_option(f)
 
 
-def _request(metrics, dimensions, where, order, limit, start, end, time_range=None, having=(), timezone=None,
-             today=None, fill_gaps=None):
+def _request(catalog, saved_query, metrics, dimensions, where, order, limit, start, end, time_range=None, having=(),
+             timezone=None, today=None, fill_gaps=None):
     from canon.compiler.request import QueryRequest
 
-    return QueryRequest(metrics=metrics, dimensions=dimensions, where=where, order=order, limit=limit,
-                        start=start, end=end, time_range=time_range, having=having, timezone=timezone, today=today,
-                        fill_gaps=fill_gaps)
+    if saved_query is None and not metrics:
+        raise click.UsageError("Missing option '--metric' / '-m' (or --saved-query NAME).")
+    if saved_query is not None and (metrics or dimensions):
+        raise click.UsageError("--saved-query names its own metrics and dimensions: drop --metric/--by")
+    request = QueryRequest(metrics=metrics, dimensions=dimensions, where=where, order=order, limit=limit,
+                           start=start, end=end, time_range=time_range, having=having, timezone=timezone, today=today,
+                           fill_gaps=fill_gaps)
+    if saved_query is None:
+        return request
+    from canon.compiler.saved import saved_query_request
+
+    return saved_query_request(catalog, saved_query, request)
 
 
 def _catalog(project, *, cached: bool = True):
@@ -107,14 +118,14 @@ def _catalog(project, *, cached: bool = True):
 @click.option("--timeout", type=click.FloatRange(min=0.001), default=None,
               help="This query's time cap in seconds (default: limits.query_timeout_s in canon.yml, 30).")
 @click.option("--format", "-f", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-def query(project, metrics, dimensions, where, order, limit, start, end, time_range, having, timezone, today,
-          fill_gaps, warehouse, timeout, fmt):
+def query(project, metrics, saved_query, dimensions, where, order, limit, start, end, time_range, having, timezone,
+          today, fill_gaps, warehouse, timeout, fmt):
     """Compute metrics by dimensions on the warehouse."""
     from canon.server.runtime import Identity, Runtime
 
-    request = _request(metrics, dimensions, where, order, limit, start, end, time_range, having, timezone, today,
-                       fill_gaps)
     with Runtime.open(project, warehouse, cached_catalog=True) as runtime:
+        request = _request(runtime.catalog, saved_query, metrics, dimensions, where, order, limit, start, end,
+                           time_range, having, timezone, today, fill_gaps)
         runtime.prepare(request, timeout_s=timeout)  # a bad request fails here, before the warehouse is opened
         runtime.freshness.refresh()  # one small query per monitored source, for stale-source warnings
         result = runtime.query(request, identity=Identity(via="cli"), timeout_s=timeout)
@@ -149,25 +160,37 @@ def _print_result(result, fmt):
 @_query_options
 @click.option("--dialect", "-d", default="duckdb", show_default=True,
               help="duckdb, postgres, snowflake, bigquery, spark, trino or clickhouse.")
-def compile_command(project, metrics, dimensions, where, order, limit, start, end, time_range, having, timezone,
-                    today, fill_gaps, dialect):
+def compile_command(project, metrics, saved_query, dimensions, where, order, limit, start, end, time_range, having,
+                    timezone, today, fill_gaps, dialect):
     """Print the SQL a request compiles to."""
     from canon.compiler.compile import compile_request
 
-    _, catalog = _catalog(project)
-    compiled = compile_request(catalog, _request(metrics, dimensions, where, order, limit, start, end, time_range,
-                                                 having, timezone, today, fill_gaps), dialect, pretty=True)
+    root, catalog = _catalog(project)
+    request = _request(catalog, saved_query, metrics, dimensions, where, order, limit, start, end, time_range, having,
+                       timezone, today, fill_gaps)
+    if request.timezone:  # DATE columns are never shifted: their types come from the warehouse, when it is there
+        from canon.server.project import warehouse_url
+        from canon.server.runtime import Runtime
+        from canon.server.runtime.state import CatalogState
+
+        with Runtime(CatalogState.fixed(catalog), warehouse_url(root)) as runtime:
+            catalog = runtime.typed(catalog)
+    compiled = compile_request(catalog, request, dialect, pretty=True)
     click.echo(compiled.sql)
 
 
 @main.command()
 @_project_option
-def validate(project):
+@click.option("--warehouse", "warehouse", is_flag=False, flag_value="", default=None, metavar="[URL]",
+              help="Also check every table, column and expression against the warehouse (this URL, or as for "
+                   "`canon query`).")
+def validate(project, warehouse):
     """Check every definition; report every problem as file:line."""
     root, catalog = _catalog(project, cached=False)
     _check_governance(root, catalog)  # project rules from canon.yml, data test declarations
+    checked = _check_warehouse(root, catalog, warehouse or None) if warehouse is not None else ""
     click.echo(f"ok: {len(catalog.models)} semantic models, {len(catalog.metrics)} metrics, "
-               f"{len(catalog.saved_queries)} saved queries, {len(catalog.views)} views in {root}")
+               f"{len(catalog.saved_queries)} saved queries, {len(catalog.views)} views in {root}{checked}")
 
 
 @main.command()
@@ -275,12 +298,186 @@ def serve(project, host, port, warehouse, query_timeout, max_rows, reload_interv
     from canon.server.http_api import create_app
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _check_bind(project, host, "canon serve")
     app = create_app(project, warehouse, query_timeout_s=query_timeout, max_rows=max_rows,
                      reload_interval_s=reload_interval, pg=(host, pg_port) if pg_port is not None else None)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level == "debug")
 
 
+def _check_bind(project, host: str, what: str) -> None:
+    """Refuse to serve without authentication anywhere but loopback (before anything starts)."""
+    from canon.server.pgwire.server import credentials
+    from canon.server.project import find_project, load_config
+    from canon.server.runtime.authn import Authenticator
+
+    root = find_project(project)
+    config = load_config(root)
+    authn = Authenticator.from_config(config, root)
+    if credentials(config)[1] is None:
+        authn.check_bind(host, what)
+    if not authn.required:
+        click.echo(f"{what}: no authentication configured: open to every client of {host} "
+                   "(set $CANON_API_SECRET or declare `users:` in canon.yml to require it)", err=True)
+
+
+def _auth_summary(authn, password, user) -> str:
+    ways = (["API tokens as the password"] if authn.accepts_tokens else []) + \
+        ([f"{len(authn.users)} declared user(s)"] if authn.users else []) + ([f"user {user}"] if password else [])
+    return "authentication: " + ", ".join(ways) if ways else "no authentication (loopback only)"
+
+
+# --- access: audit log, wire passwords, API tokens (issue 12) ----------------------------------------
+
+
+@main.command(name="audit")
+@_project_option
+@click.option("--user", default=None, help="Only this user's queries (the token's `sub`, or the wire user).")
+@click.option("--since", default=None, help="Only queries at or after this ISO date or timestamp (UTC).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the last N entries.")
+@click.option("--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True)
+def audit_command(project, user, since, limit, fmt):
+    """Read the audit log: who ran which query, under which policies, with what outcome."""
+    import json
+    from datetime import datetime, timezone
+
+    from canon.compiler.errors import ConfigError
+    from canon.server.project import find_project, load_config
+    from canon.server.runtime.audit import AuditSettings, read_audit
+
+    root = find_project(project)
+    settings = AuditSettings.from_config(load_config(root), root)
+    when = None
+    if since:
+        try:
+            when = datetime.fromisoformat(since)
+        except ValueError:
+            raise ConfigError(f"--since {since!r} is not an ISO date or timestamp", hint="e.g. 2026-11-30 or 2026-11-30T08:00") from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+    entries = list(read_audit(settings.path, user=user, since=when))
+    if limit:
+        entries = entries[-limit:]
+    if fmt == "json":
+        click.echo(json.dumps(entries, indent=2, ensure_ascii=False))
+        return
+    for e in entries:
+        policies = ",".join(e.get("policies") or []) or "-"
+        click.echo(f"{e.get('time')}  {e.get('user')}@{e.get('via')}  {e.get('outcome'):<9} "
+                   f"{','.join(e.get('metrics') or [])} by {','.join(e.get('dimensions') or []) or '-'}  "
+                   f"policies={policies} rows={e.get('rows')} {e.get('elapsed_ms')} ms"
+                   + (f"  error: {e['error']}" if e.get("error") else ""))
+    if not entries:
+        click.echo("no audit entries" + (f" for {user}" if user else ""), err=True)
+
+
+@main.command(name="passwd")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (no prompt).")
+def passwd_command(password_stdin):
+    """Print a SCRAM-SHA-256 verifier for canon.yml `users: {NAME: {password: ...}}` (the password is not kept)."""
+    from canon.server.runtime.authn import ScramVerifier
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if not password:
+        raise click.UsageError("the password must not be empty")
+    click.echo(ScramVerifier.make(password).text())
+
+
+@main.command(name="token")
+@click.option("--claim", "claims", multiple=True, metavar="KEY=VALUE",
+              help="A claim (repeatable); a JSON value is parsed (country=DE, countries='[\"DE\",\"FR\"]').")
+@click.option("--subject", "sub", default="canon-user", show_default=True, help="The token's `sub` (the user in the audit log).")
+@click.option("--expires", "expires_s", type=click.IntRange(min=1), default=3600, show_default=True, help="Seconds until it expires.")
+def token_command(claims, sub, expires_s):
+    """Sign an API token (HS256 with $CANON_API_SECRET) for a user with these claims: for trying policies
+    and for services; production tokens come from your identity provider."""
+    import json
+    import time
+
+    import jwt
+
+    from canon.compiler.errors import ConfigError
+    from canon.server.runtime.authn import SECRET_ENV
+
+    secret = os.environ.get(SECRET_ENV)
+    if not secret:
+        raise ConfigError(f"${SECRET_ENV} is not set", hint="export CANON_API_SECRET=<a long random string> first")
+    payload = {"sub": sub, "iat": int(time.time()), "exp": int(time.time()) + expires_s}
+    for item in claims:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.UsageError(f"--claim {item!r}: write KEY=VALUE")
+        try:
+            payload[key] = json.loads(value)
+        except ValueError:
+            payload[key] = value
+    click.echo(jwt.encode(payload, secret, algorithm="HS256"))
+
+
+@main.command(name="mcp")
+@_project_option
+@click.option("--warehouse", default=None, help="DuckDB file or postgresql:// URL (default: $CANON_WAREHOUSE, canon.yml, the demo).")
+@click.option("--token", envvar="CANON_TOKEN", default=None,
+              help="The agent's API token (JWT); required when the project configures authentication [$CANON_TOKEN].")
+def mcp_command(project, warehouse, token):
+    """Serve the catalog to LLM agents over the Model Context Protocol (stdio), as the token's user."""
+    import importlib.util
+
+    if importlib.util.find_spec("mcp") is None:
+        raise click.ClickException("the MCP server needs the `mcp` package: pip install 'canon-semantic[mcp]'")
+    from canon.server.mcp_server import build_server, identity_for
+    from canon.server.runtime import Runtime
+
+    with Runtime.open(project, warehouse, cached_catalog=True) as runtime:
+        server = build_server(runtime, identity_for(runtime, token))
+        server.run("stdio")
+
+
 # --- governance: lineage, diff, docs, data tests, freshness (issue 7) ---------------------------
+
+
+@main.command(name="init")
+@click.argument("directory", type=click.Path(file_okay=False), default=".")
+@click.option("--warehouse", required=True, help="DuckDB file or postgresql:// URL to describe.")
+@click.option("--tables", default=None, help="Comma-separated tables to describe (default: all).")
+@click.option("--force", is_flag=True, help="Overwrite files that already exist.")
+def init_command(directory, warehouse, tables, force):
+    """Propose a project (one semantic model per table, starter metrics, canon.yml) from a warehouse."""
+    from pathlib import Path
+
+    from canon.compiler.catalog import Catalog
+    from canon.server.init_project import choose_tables, config_warehouse, propose, write_files
+    from canon.server.runtime import Runtime
+    from canon.server.runtime.state import CatalogState
+    from canon.server.warehouse_schema import read_schema
+
+    target = Path(directory)
+    wanted = [t.strip() for t in tables.split(",") if t.strip()] if tables else None
+    with Runtime(CatalogState.fixed(Catalog(models={}, metrics={})), warehouse) as runtime:
+        schema = read_schema(runtime.run_sql, keys=True)
+    files = propose(schema, config_warehouse(warehouse, target), choose_tables(schema, wanted))
+    for path in write_files(target, files, force=force):
+        click.echo(f"wrote {path}")
+    click.echo("next: review the lines marked REVIEW, then `canon validate --warehouse` and `canon query`")
+
+
+def _check_warehouse(root, catalog, url) -> str:
+    """`validate --warehouse`: the catalog against the live schema (server/validate_warehouse.py)."""
+    from canon.compiler.errors import CatalogErrors
+    from canon.server.project import warehouse_url
+    from canon.server.runtime import Runtime
+    from canon.server.runtime.state import CatalogState
+    from canon.server.validate_warehouse import check_warehouse
+
+    from canon.server.runtime.service import safe_url
+
+    with Runtime(CatalogState.fixed(catalog), warehouse_url(root, url)) as runtime:
+        problems = check_warehouse(catalog, runtime.run_sql, runtime.dialect)
+    if problems:
+        raise CatalogErrors(problems)
+    return f"; every table, column and expression checked on {safe_url(runtime.url)}"
 
 
 def _check_governance(root, catalog) -> None:
@@ -471,22 +668,25 @@ def freshness_command(project, warehouse, now, fmt):
 def pg_command(project, host, port, warehouse, tls_cert, tls_key, query_timeout, max_rows):
     """Serve the catalog's views over the PostgreSQL wire protocol (psql, BI tools, drivers).
 
-    Credentials: $CANON_PG_USER / $CANON_PG_PASSWORD, else `pg: {user, password}` in canon.yml,
-    else canon / canon (SCRAM-SHA-256). Any database name is accepted."""
+    Who may connect: users declared under `users:` in canon.yml (SCRAM-SHA-256), an API token as the
+    password when $CANON_API_SECRET is set, or the one user of $CANON_PG_USER / $CANON_PG_PASSWORD
+    (or `pg: {user, password}`). With none of these, any client is trusted, and only a loopback
+    address may be bound. Any database name is accepted."""
     import asyncio
 
-    from canon.server.pgwire.server import credentials, make_ssl_context, serve
+    from canon.server.pgwire.server import check_open_bind, credentials, make_ssl_context, serve
     from canon.server.project import load_config
     from canon.server.runtime import Runtime
 
     runtime = Runtime.open(project, warehouse, cached_catalog=True, reload_interval_s=1.0,  # fails fast when invalid
                            query_timeout_s=query_timeout, max_rows=max_rows)
     user, password = credentials(load_config(runtime.project))
+    check_open_bind(runtime, host, password)
     runtime.warehouse()  # fail fast when the warehouse cannot be opened
     runtime.start()
 
     def ready(bound):
-        click.echo(f"canon pg: listening on {host}:{bound} (user {user}); "
+        click.echo(f"canon pg: listening on {host}:{bound}; {_auth_summary(runtime.authn, password, user)}; "
                    f"psql \"postgresql://{user}@{host}:{bound}/canon\"", err=True)
 
     try:

@@ -23,13 +23,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from canon.compiler import model as m
 from canon.compiler.compile import DIALECTS, compile_request
-from canon.compiler.errors import CanonError, QueryCancelledError, UnknownNameError, WarehouseError, did_you_mean
-from canon.compiler.introspect import MAX_VALUES, dependencies, dimension_values_query, dimensions_for
+from canon.compiler.errors import CanonError, QueryCancelledError, WarehouseError, did_you_mean
+from canon.compiler.introspect import MAX_VALUES, dependencies, dimensions_for
 from canon.compiler.request import QueryRequest
 
 from . import http_models as hm
 from .results import QueryResult, json_value
-from .runtime import CatalogState, Identity, Runtime, safe_url
+from .http_auth import identity_of
+from .http_guard import without_paths
+from .runtime import CatalogState, Runtime, safe_url
+from .runtime import visibility as seen
 from .warehouses.base import QueryTicket
 
 log = logging.getLogger("canon.http")
@@ -57,6 +60,8 @@ def build_request(catalog, body: hm.QueryBody) -> QueryRequest:
     where = list(as_tuple(body.where))
     for i, f in enumerate(body.filters):
         where.append(filter_condition(catalog, f.field, f.op, f.values, path=f"filters[{i}]"))
+    for i, name in enumerate(body.segments):  # the catalog's reviewed filter, checked again by the compiler
+        where.append(catalog.segment_filter(name, field=f"segments[{i}]").condition.copy())
     return QueryRequest(metrics=tuple(body.metrics), dimensions=tuple(body.dimensions), where=tuple(where),
                         order=as_tuple(body.order), limit=body.limit, offset=body.offset,
                         start=body.start, end=body.end, time_range=body.time_range, having=as_tuple(body.having),
@@ -74,7 +79,8 @@ async def run_request(request: Request, req: QueryRequest, *, via: str = "http",
     plain query (the Cube API also counts the total)."""
     runtime = runtime_of(request)
     # compiling is CPU work too: off the event loop, so a large request never holds up other clients
-    prepared = await runtime.run(lambda: runtime.prepare(req, identity=Identity(via=via), timeout_s=timeout_s))
+    identity = identity_of(request)
+    prepared = await runtime.run(lambda: runtime.prepare(req, identity=identity, timeout_s=timeout_s))
     ticket = QueryTicket()
     call = (lambda: runtime.query(prepared, ticket=ticket)) if work is None else (lambda: work(prepared, ticket))
     job = asyncio.ensure_future(runtime.run(call, ticket=ticket, timeout_s=prepared.timeout_s))
@@ -101,12 +107,19 @@ def result_body(result: QueryResult) -> dict:
     body = result.to_dict()
     if getattr(result, "truncated", False):
         body["truncated"] = True
+    if getattr(result, "cached", False):
+        body["cached"] = True  # answered from the result cache (server/runtime/result_cache.py)
     return body
 
 
 def catalog_of(request: Request):
     """The catalog this request sees, read once: a reload mid-request cannot mix two versions."""
     return runtime_of(request).catalog
+
+
+def grant_of(request: Request, catalog):
+    """What the caller may see of this catalog (listings leave out the rest)."""
+    return runtime_of(request).grant(identity_of(request), catalog)
 
 
 # --- endpoints --------------------------------------------------------------------------------------
@@ -135,18 +148,39 @@ async def status(request: Request):
     catalog = state.catalog
     report = runtime.freshness.report(catalog)  # the background monitor's last report
     freshness = [s.to_dict() for s in report or ()]
-    return {
+    grant = grant_of(request, catalog)
+    if not grant.open:  # only the sources of metrics this caller may query
+        models = {m for name in grant.visible_metrics(catalog) if grant.queryable(catalog, name)
+                  for m in catalog.facts[name].models}
+        freshness = [f for f in freshness if f["model"] in models]
+    answer = {
         "status": "ok" if warehouse["reachable"] and not state.errors else "degraded",
         "freshness": freshness,
         "catalog_version": catalog.version,
         "catalog_loaded_at": state.snapshot.loaded_at,
         "catalog": {"models": len(catalog.models), "metrics": len(catalog.metrics),
                     "saved_queries": len(catalog.saved_queries), "views": len(catalog.views),
-                    "reloads": state.reloads},
+                    "reloads": state.reloads, "checked_at": state.checked_at},
         "load_errors": state.errors,
-        "warehouse": warehouse,
-        "project": str(state.project),
+        "warehouse": {k: v for k, v in warehouse.items() if k != "url"},
     }
+    # no filesystem paths in a public answer (the project folder, a DuckDB file; the log has them)
+    return without_paths(answer, _private_paths(runtime))
+
+
+def _private_paths(runtime: Runtime) -> dict[str, str]:
+    """The project folder and a file warehouse (DuckDB, chdb:, spark-local:), each as its public name."""
+    from pathlib import Path as FilePath
+
+    paths = {}
+    if runtime.project is not None:
+        for folder in {str(runtime.project), str(FilePath(runtime.project).resolve())}:
+            paths[folder + "/"], paths[folder] = "", "."
+    if "://" not in runtime.url:
+        target = runtime.url.split(":", 1)[1] if runtime.url.split(":", 1)[0] in ("chdb", "spark-local") else runtime.url
+        for file in {target, str(FilePath(target).resolve())}:
+            paths[file] = FilePath(target).name
+    return paths
 
 
 @router.get("/v1/metrics", response_model=hm.MetricList, responses=ERRORS, tags=["catalog"])
@@ -158,9 +192,12 @@ async def list_metrics(
     q: Annotated[str | None, Query(max_length=200, description="Text search over name, label and description")] = None,
 ):
     catalog = catalog_of(request)
+    grant = grant_of(request, catalog)
     words = (q or "").lower().split()
     found = []
     for name, metric in sorted(catalog.metrics.items()):
+        if not grant.queryable(catalog, name):
+            continue
         if tag is not None and tag not in metric.tags:
             continue
         if tier is not None and metric.tier != tier:
@@ -172,12 +209,6 @@ async def list_metrics(
             continue
         found.append(_summary(name, metric))
     return {"metrics": found, "count": len(found), "catalog_version": catalog.version}
-
-
-def _check_metric(catalog, name: str):
-    if name not in catalog.metrics:
-        raise UnknownNameError(f"unknown metric '{name}'", hint=did_you_mean(name, catalog.metrics))
-    return catalog.metrics[name]
 
 
 def _example(catalog, name: str, dims) -> dict | None:
@@ -205,8 +236,9 @@ def _example(catalog, name: str, dims) -> dict | None:
 @router.get("/v1/metrics/{name}", response_model=hm.MetricDetail, responses=ERRORS, tags=["catalog"])
 async def get_metric(request: Request, name: Annotated[str, PathParam(max_length=200)]):
     catalog = catalog_of(request)
-    metric = _check_metric(catalog, name)
-    dims = dimensions_for(catalog, [name])
+    grant = grant_of(request, catalog)
+    metric = seen.check_metric(catalog, grant, name)
+    dims = seen.visible_dimensions(catalog, grant, dimensions_for(catalog, [name]))
     origin = metric.location
     return {
         **_summary(name, metric),
@@ -227,9 +259,12 @@ async def metric_lineage(request: Request, name: Annotated[str, PathParam(max_le
     from canon.compiler.lineage import lineage_json, render_dot, render_mermaid
 
     catalog = catalog_of(request)
-    _check_metric(catalog, name)
+    grant = grant_of(request, catalog)
+    seen.check_metric(catalog, grant, name)
     if format == "json":
-        return lineage_json(catalog, name, direction)
+        return seen.prune_lineage(catalog, grant, lineage_json(catalog, name, direction))
+    if not grant.open:
+        direction = "down"  # a drawing cannot be pruned node by node: restricted users see what it reads
     graph = runtime_of(request).lineage(catalog)  # built once per catalog version
     render = render_mermaid if format == "mermaid" else render_dot
     return {"metric": name, "format": format,
@@ -242,7 +277,9 @@ async def search_catalog(request: Request, q: Annotated[str, Query(min_length=1,
     """Metrics, dimensions and glossary terms matching the words of `q` (name, label, synonym, tag, description)."""
     from canon.compiler.search import search
 
-    return {"query": q, "results": [h.to_dict() for h in search(catalog_of(request), q, limit=limit)]}
+    catalog = catalog_of(request)
+    hits = seen.visible_hits(catalog, grant_of(request, catalog), search(catalog, q, limit=limit))
+    return {"query": q, "results": [h.to_dict() for h in hits]}
 
 
 @router.get("/v1/glossary", tags=["catalog"])
@@ -251,8 +288,10 @@ async def list_glossary(request: Request, q: Annotated[str | None, Query(max_len
     from canon.compiler.search import search
 
     catalog = catalog_of(request)
+    grant = grant_of(request, catalog)
     names = [h.name for h in search(catalog, q, limit=200) if h.kind == "term"] if q else sorted(catalog.glossary)
-    return {"terms": [catalog.glossary[n].model_dump(mode="json") for n in names]}
+    terms = [seen.visible_term(catalog, grant, catalog.glossary[n]) for n in names]
+    return {"terms": [t for t in terms if t is not None]}
 
 
 @router.get("/v1/dimensions", response_model=hm.DimensionList, responses=ERRORS, tags=["catalog"])
@@ -261,10 +300,11 @@ async def list_dimensions(
     metrics: Annotated[str, Query(min_length=1, max_length=2000, description="Comma-separated metric names")],
 ):
     catalog = catalog_of(request)
+    grant = grant_of(request, catalog)
     names = [n.strip() for n in metrics.split(",") if n.strip()]
     for name in names:
-        _check_metric(catalog, name)
-    dims = dimensions_for(catalog, names)
+        seen.check_metric(catalog, grant, name)
+    dims = seen.visible_dimensions(catalog, grant, dimensions_for(catalog, names))
     return {"metrics": names, "dimensions": [d.to_dict() for d in dims]}
 
 
@@ -275,11 +315,10 @@ async def dimension_values(
     limit: Annotated[int, Query(ge=1, le=MAX_VALUES)] = 1000,
 ):
     runtime = runtime_of(request)
-    tree = dimension_values_query(runtime.catalog, ref, limit=limit + 1)
+    identity = identity_of(request)
     ticket = QueryTicket()
-    _, rows = await runtime.run(lambda: runtime.run_sql(tree, ticket=ticket), ticket=ticket,
-                                timeout_s=runtime.limits.query_timeout_s)
-    sql = tree.sql(dialect=runtime.dialect)
+    rows, sql = await runtime.run(lambda: runtime.dimension_values(ref, limit=limit + 1, identity=identity, ticket=ticket),
+                                  ticket=ticket, timeout_s=runtime.limits.query_timeout_s)
     values = [json_value(r[0]) for r in rows[:limit]]
     return {"dimension": ref, "values": values, "sql": sql, "truncated": len(rows) > limit}
 
@@ -287,7 +326,9 @@ async def dimension_values(
 @router.post("/v1/query", response_model=hm.QueryResponse, response_model_exclude_none=True,
              responses=QUERY_ERRORS, tags=["query"])
 async def query(request: Request, body: hm.QueryBody):
-    result = await run_request(request, build_request(catalog_of(request), body), timeout_s=body.timeout_s)
+    catalog, runtime = catalog_of(request), runtime_of(request)
+    wanted = await runtime.run(build_request, catalog, body)  # many structured values: CPU work, off the loop
+    result = await run_request(request, wanted, timeout_s=body.timeout_s)
     return JSONResponse(result_body(result), headers=warning_header(result.warnings))
 
 
@@ -301,7 +342,17 @@ async def compile_endpoint(
     chosen = dialect or body.dialect
     if chosen not in DIALECTS:
         raise CanonError(f"unknown dialect '{chosen}'", hint=did_you_mean(chosen, DIALECTS))
-    compiled = compile_request(catalog, build_request(catalog, body), chosen, pretty=True)
+    runtime = runtime_of(request)
+    identity = identity_of(request)
+
+    def work():  # CPU work: in the runtime's pool, off the event loop; the shape limits first
+        wanted = build_request(catalog, body)
+        runtime.limits.check_request(wanted)
+        # the SQL shown is the SQL this caller would run: their row filters included
+        typed = runtime.typed(catalog) if wanted.timezone else catalog  # DATE columns: never shifted
+        return compile_request(typed, runtime.authorize(wanted, identity, catalog), chosen, pretty=True)
+
+    compiled = await runtime.run(work)
     return {"sql": compiled.sql, "dialect": chosen,
             "columns": [{"name": n, "type": _column_type(t)} for n, t in compiled.columns]}
 
@@ -449,20 +500,31 @@ def create_app(project_dir, warehouse_url: str | None = None, *, query_timeout_s
         finally:
             if pg_server:
                 pg_server.stop()
+            jobs = getattr(app.state, "cube_jobs", None)
+            if jobs is not None:  # Cube queries still waiting for a poll stop in the engine
+                jobs.cancel_all()
             runtime.close()
 
     app = FastAPI(title=API_TITLE, version=_version(), lifespan=lifespan,
                   description="Canon: metrics defined once, the same numbers everywhere. "
                               "Catalog, query and Cube-compatible REST APIs.")
-    app.add_middleware(JSONBodyMiddleware)
+    from .http_guard import install as install_guard; install_guard(app, project)  # noqa: E702 — body size, JSON (CSRF), Host
+    from . import http_auth
+    from .project import load_config
+
+    http_auth.install(app, load_config(project))  # authentication inside, CORS around everything
     app.add_exception_handler(CanonError, canon_error_handler)
     app.add_exception_handler(RequestValidationError, validation_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
     app.add_exception_handler(Exception, internal_error_handler)
     app.include_router(router)
-    from .cube_api import router as cube_router
+    from .http_saved import router as saved_router
+
+    app.include_router(saved_router)
+    from .cube_api import health_router as cube_health_router, router as cube_router
 
     app.include_router(cube_router)
+    app.include_router(cube_health_router)  # Cube's /readyz and /livez
     from .recommend.routes import install as install_recommendations; install_recommendations(app, project, url)  # noqa: E702
     return app
 
@@ -472,24 +534,12 @@ def _start_pg(runtime: Runtime, pg: tuple[str, int]):
     from .project import load_config
 
     user, password = credentials(load_config(runtime.project))
+    if not password:
+        runtime.authn.check_bind(pg[0], "the PostgreSQL wire server")
     handle = start_pg_server(runtime, pg[0], pg[1], user, password)
-    log.warning("PostgreSQL wire protocol on %s:%d (user %s)", pg[0], handle.port, user)
+    runtime.pg_port = handle.port  # the bound port (0 asks for a free one)
+    log.warning("PostgreSQL wire protocol on %s:%d", pg[0], handle.port)
     return handle
-
-
-class JSONBodyMiddleware:
-    """POST bodies are JSON whatever Content-Type a client sends (curl's default is a form)."""
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope["method"] == "POST":
-            headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
-            original = dict(scope["headers"]).get(b"content-type", b"")
-            if b"json" not in original:
-                scope = {**scope, "headers": headers + [(b"content-type", b"application/json")]}
-        await self.app(scope, receive, send)
 
 
 def _version() -> str:

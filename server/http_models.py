@@ -9,14 +9,16 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-MAX_ITEMS = 64  # metrics, dimensions, filters or order items in one request
-MAX_TEXT = 4_000  # characters of one filter expression
+# What the schema accepts at most: the runtime's configurable limits (canon.yml `limits:` max_metrics,
+# max_filters, max_filter_chars, ...: server/runtime/limits.py) decide below it, for every front end,
+# and the body size (canon.yml `http: max_body_bytes`, server/http_guard.py) bounds filter text.
+MAX_ITEMS = 1_000  # metrics, dimensions, filters or order items in one request
 
 # Cube's filter operators (https://cube.dev/docs/product/apis-integrations/rest-api/query-format)
 FilterOp = Literal[
     "equals", "notEquals", "contains", "notContains", "startsWith", "notStartsWith", "endsWith",
     "notEndsWith", "gt", "gte", "lt", "lte", "set", "notSet", "inDateRange", "notInDateRange",
-    "beforeDate", "beforeOrOnDate", "afterDate", "afterOrOnDate",
+    "beforeDate", "beforeOrOnDate", "afterDate", "afterOrOnDate", "in", "notIn", "onTheDate",
 ]
 FilterValue = Union[str, int, float, bool, None]
 Ref = Field(min_length=1, max_length=200)
@@ -43,6 +45,8 @@ class QueryBody(Strict):
     where: Union[str, list[str], None] = Field(default=None, description="Filter expression(s) over dimensions, ANDed",
                                                examples=["customer.country_code IN ('US', 'GB')"])
     filters: list[StructuredFilter] = Field(default_factory=list, max_length=MAX_ITEMS)
+    segments: list[str] = Field(default_factory=list, max_length=MAX_ITEMS, examples=[["order.completed"]],
+                                description="Named filters of the catalog (<model>.<segment>), ANDed")
     order: Union[str, list[str], None] = Field(default=None, description="Metric or dimension; '-' prefix sorts descending",
                                                examples=[["-revenue"]])
     limit: int | None = Field(default=None, ge=1)
@@ -79,6 +83,7 @@ class QueryResponse(BaseModel):
     elapsed_ms: float
     warnings: list[str] | None = None
     truncated: bool | None = Field(default=None, description="true when more rows exist than the server's row limit")
+    cached: bool | None = Field(default=None, description="true when answered from the result cache (canon.yml `cache:`)")
 
 
 class CompileResponse(BaseModel):
@@ -147,4 +152,47 @@ class StatusResponse(BaseModel):
     load_errors: list[dict]
     warehouse: dict
     freshness: list[dict] = []  # each monitored source: newest load, age, fresh | warn | error
-    project: str
+
+
+# --- the Cube REST API's parameters, for the OpenAPI only (server/cube_api.py reads and checks the query
+# itself, with Cube's own error messages); every field is optional, as in Cube -------------------------------
+
+
+class CubeQuery(BaseModel):
+    """A Cube query (https://cube.dev/docs/product/apis-integrations/rest-api/query-format)."""
+
+    model_config = ConfigDict(extra="allow", title="CubeQuery")
+
+    measures: list[str] = Field(default_factory=list, examples=[["metrics.revenue"]])
+    dimensions: list[str] = Field(default_factory=list, examples=[["product.category"]])
+    segments: list[str] = Field(default_factory=list)
+    timeDimensions: list[dict[str, Any]] = Field(default_factory=list, description="{dimension, granularity, dateRange}",
+                                                 examples=[[{"dimension": "metrics.metric_time", "granularity": "month",
+                                                             "dateRange": "last 6 months"}]])
+    filters: list[dict[str, Any]] = Field(default_factory=list, description="{member, operator, values} or {and|or: [...]}",
+                                          examples=[[{"member": "product.category", "operator": "equals", "values": ["Phones"]}]])
+    order: Union[dict[str, Literal["asc", "desc"]], list[list[str]], None] = None
+    limit: int | None = Field(default=None, ge=0, description="0: check the query, return no rows")
+    rowLimit: int | None = Field(default=None, ge=0)
+    offset: int | None = Field(default=None, ge=0)
+    timezone: str | None = Field(default=None, examples=["Europe/Berlin"])
+    total: bool | None = None
+    ungrouped: bool | None = None
+    renewQuery: bool | None = None
+    responseFormat: Literal["default", "compact", "columnar"] | None = None
+
+
+def cube_openapi(method: str) -> dict:
+    """`openapi_extra` of a Cube endpoint: GET takes ?query=<JSON>&queryType=multi, POST a body
+    {"query": ..., "queryType": ...}; a query is one Cube query or a list of them (blending)."""
+    one = CubeQuery.model_json_schema()
+    query = {"anyOf": [one, {"type": "array", "items": one, "minItems": 1}]}
+    query_type = {"type": "string", "enum": ["multi"]}
+    if method == "get":
+        return {"parameters": [
+            {"name": "query", "in": "query", "required": True, "description": "The Cube query, as JSON",
+             "content": {"application/json": {"schema": query}}},
+            {"name": "queryType", "in": "query", "required": False, "schema": query_type}]}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+        "type": "object", "required": ["query"],
+        "properties": {"query": query, "queryType": query_type}}}}}}

@@ -1,21 +1,37 @@
-"""Structured filters ({member, operator, values}, Cube's operator names, nested and/or) and Cube date
-ranges ("last 7 days", [from, to]) as sqlglot condition trees: every value becomes a literal, never SQL
-text. Shared by POST /v1/query `filters` and the Cube REST API."""
+"""Structured filters ({member, operator, values}, Cube's operator names, nested and/or) as sqlglot
+condition trees: every value becomes a literal, never SQL text. Shared by POST /v1/query `filters`
+and the Cube REST API (which also filters on measures: `metric_condition`, applied as HAVING).
+
+Cube's semantics where Cube defines them:
+- `equals`/`in` with several values is IN; a null among the values also matches missing values;
+  `notEquals`/`notIn` also keeps missing values unless null is among the values;
+- `onTheDate` is the whole day (or the range a relative phrase names);
+- `beforeDate`/`beforeOrOnDate`/`afterDate`/`afterOrOnDate` compare with the instant given — a bare
+  date is the start of that day (so `beforeOrOnDate 2025-01-01` keeps nothing of the 1st after
+  midnight, as in Cube); a relative phrase (`last year`) gives its start to beforeDate/afterOrOnDate
+  and its last millisecond to beforeOrOnDate/afterDate.
+"""
 
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 
 from sqlglot import exp
 
 from canon.compiler.errors import FilterError, Location, did_you_mean
 from canon.compiler.refs import SIDES, parse_ref
 
+from .cube_dates import date_range, parse_instant  # date_range: re-exported for callers of the filters
+
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-# --- structured filters (shared with POST /v1/query `filters`) -----------------------------------------
+TEXT_PATTERNS = {"contains": "%{}%", "notContains": "%{}%", "startsWith": "{}%", "notStartsWith": "{}%",
+                 "endsWith": "%{}", "notEndsWith": "%{}"}
+COMPARISONS = {"gt": exp.GT, "gte": exp.GTE, "lt": exp.LT, "lte": exp.LTE}
+DATE_COMPARISONS = {"beforeDate": exp.LT, "beforeOrOnDate": exp.LTE, "afterDate": exp.GT, "afterOrOnDate": exp.GTE}
+OPERATORS = (["equals", "notEquals", "in", "notIn", "set", "notSet", "inDateRange", "notInDateRange", "onTheDate"]
+             + list(TEXT_PATTERNS) + list(COMPARISONS) + list(DATE_COMPARISONS))
+MEASURE_OPERATORS = ("equals", "notEquals", "in", "notIn", "gt", "gte", "lt", "lte", "set", "notSet", "measureFilter")
 
 
 def _fail(path: str, message: str, hint: str | None = None):
@@ -75,23 +91,6 @@ def _timestamp(moment: datetime) -> exp.Expression:
     return exp.Cast(this=exp.Literal.string(text), to=exp.DataType(this=exp.DataType.Type.TIMESTAMP))
 
 
-def parse_instant(value, path: str, *, after: bool = False) -> datetime:
-    """An ISO date or timestamp; with `after`, the first instant after it (a date: the next midnight)."""
-    text = str(value).strip()
-    try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            start = datetime(day.year, day.month, day.day)
-            return start + timedelta(days=1) if after else start
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        _fail(path, f"{text!r} is not a date or timestamp", "write an ISO date such as 2025-01-31 or 2025-01-31T12:00:00")
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
-    # Cube sends inclusive ends such as 23:59:59.999: the next instant is the exclusive bound
-    return moment + timedelta(milliseconds=1) if after else moment
-
-
 def any_of(conditions: list[exp.Expression]) -> exp.Expression:
     result = conditions[0]
     for c in conditions[1:]:
@@ -106,140 +105,113 @@ def all_of(conditions: list[exp.Expression]) -> exp.Expression:
     return exp.Paren(this=result) if len(conditions) > 1 else result
 
 
+def _is_null(column) -> exp.Expression:
+    return exp.Is(this=column.copy(), expression=exp.Null())
+
+
 def _like(column, value: str, pattern: str) -> exp.Expression:
     return exp.ILike(this=column.copy(), expression=exp.Literal.string(pattern.replace("{}", value)))
 
 
+def _need(values: list, op: str, vpath: str, n_min: int = 1):
+    if len(values) < n_min:
+        _fail(vpath, f"operator {op} needs {'a value' if n_min == 1 else f'{n_min} values'}")
+
+
+def _membership(column, op: str, values: list, kind: str, vpath: str) -> exp.Expression:
+    """equals / in / notEquals / notIn, with Cube's handling of null among the values."""
+    _need(values, op, vpath)
+    with_null = any(v is None for v in values)
+    literals = [_literal(v, kind, f"{vpath}[{i}]") for i, v in enumerate(values) if v is not None]
+    positive = op in ("equals", "in")
+    if not literals:
+        return _is_null(column) if positive else exp.Not(this=_is_null(column))
+    node = (exp.EQ(this=column.copy(), expression=literals[0]) if len(literals) == 1
+            else exp.In(this=column.copy(), expressions=literals))
+    if positive:
+        return exp.Paren(this=exp.Or(this=node, expression=_is_null(column))) if with_null else node
+    if with_null:  # not any of the values, and not missing
+        return exp.Paren(this=exp.And(this=exp.Not(this=node), expression=exp.Not(this=_is_null(column))))
+    return exp.Paren(this=exp.Or(this=exp.Not(this=node), expression=_is_null(column)))
+
+
+def _date_bound(value, op: str, vpath: str, today: date | None, now: datetime | None) -> datetime:
+    """The instant a date comparison compares with: the value itself (a bare date is its midnight) or,
+    for a relative phrase, its first instant or its last millisecond."""
+    text = str(value).strip()
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}([T ].*)?", text):
+        return parse_instant(text, vpath)
+    start, end = date_range(text, vpath, today=today, now=now)
+    return start if op in ("beforeDate", "afterOrOnDate") else end - timedelta(milliseconds=1)
+
+
 def filter_condition(catalog, ref: str, op: str, values: list, *, path: str = "filters",
-                     today: date | None = None) -> exp.Expression:
+                     today: date | None = None, now: datetime | None = None) -> exp.Expression:
     """One Cube-style filter as a sqlglot condition over a Canon dimension reference."""
     column = column_for(ref, f"{path}.member")
     kind = _dimension_type(catalog, ref)
     values = list(values or [])
     vpath = f"{path}.values"
 
-    def need(n_min: int):
-        if len(values) < n_min:
-            _fail(vpath, f"operator {op} needs {'a value' if n_min == 1 else f'{n_min} values'}")
-
     if op in ("set", "notSet"):
-        node = exp.Is(this=column, expression=exp.Null())
+        node = _is_null(column)
         return exp.Not(this=node) if op == "set" else node
-    if op in ("equals", "notEquals"):
-        need(1)
-        literals = [_literal(v, kind, vpath) for v in values]
-        node = (exp.EQ(this=column, expression=literals[0]) if len(literals) == 1
-                else exp.In(this=column, expressions=literals))
-        if op == "equals":
-            return node
-        return exp.Paren(this=exp.Or(this=exp.Not(this=node), expression=exp.Is(this=column.copy(), expression=exp.Null())))
-    patterns = {"contains": "%{}%", "notContains": "%{}%", "startsWith": "{}%", "notStartsWith": "{}%",
-                "endsWith": "%{}", "notEndsWith": "%{}"}
-    if op in patterns:
-        need(1)
+    if op in ("equals", "notEquals", "in", "notIn"):
+        return _membership(column, op, values, kind, vpath)
+    if op in TEXT_PATTERNS:
+        _need(values, op, vpath)
         if kind != "string" and kind != "categorical":
             _fail(f"{path}.operator", f"operator {op} applies to text dimensions, and {ref} is {kind}",
                   "use equals, gt, lt, inDateRange ... instead")
-        likes = [_like(column, str(v), patterns[op]) for v in values]
+        likes = [_like(column, str(v), TEXT_PATTERNS[op]) for v in values]
         if op.startswith("not"):
             negated = all_of([exp.Not(this=like) for like in likes])
-            return exp.Paren(this=exp.Or(this=negated, expression=exp.Is(this=column.copy(), expression=exp.Null())))
+            return exp.Paren(this=exp.Or(this=negated, expression=_is_null(column)))
         return any_of(likes)
-    comparisons = {"gt": exp.GT, "gte": exp.GTE, "lt": exp.LT, "lte": exp.LTE,
-                   "beforeDate": exp.LT, "beforeOrOnDate": exp.LT, "afterDate": exp.GTE, "afterOrOnDate": exp.GTE}
-    if op in comparisons:
-        need(1)
-        if op.endswith("Date"):
-            if kind != "time":
-                _fail(f"{path}.operator", f"operator {op} applies to time dimensions, and {ref} is {kind}")
-            bound = parse_instant(values[0], vpath, after=op in ("beforeOrOnDate", "afterDate"))
-            return comparisons[op](this=column, expression=_timestamp(bound))
-        return comparisons[op](this=column, expression=_literal(values[0], kind, vpath))
-    if op in ("inDateRange", "notInDateRange"):
+    if op in COMPARISONS:
+        _need(values, op, vpath)
+        return COMPARISONS[op](this=column, expression=_literal(values[0], kind, vpath))
+    if op in DATE_COMPARISONS or op in ("inDateRange", "notInDateRange", "onTheDate"):
         if kind != "time":
             _fail(f"{path}.operator", f"operator {op} applies to time dimensions, and {ref} is {kind}")
-        inside = range_condition(column, *date_range(values if len(values) != 1 else values[0], vpath, today=today))
+        _need(values, op, vpath)
+        if op in DATE_COMPARISONS:
+            bound = _date_bound(values[0], op, vpath, today, now)
+            return DATE_COMPARISONS[op](this=column, expression=_timestamp(bound))
+        if op == "onTheDate":
+            value = values[0]
+            span = date_range([value, value] if re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(value)) else value,
+                              vpath, today=today, now=now)
+            if re.fullmatch(r"\d{4}-\d{2}-\d{2}T.*", str(value)):  # a timestamp: its whole day
+                day = span[0].replace(hour=0, minute=0, second=0, microsecond=0)
+                span = (day, day + timedelta(days=1))
+            return exp.Paren(this=range_condition(column, *span))
+        inside = range_condition(column, *date_range(values if len(values) != 1 else values[0], vpath,
+                                                     today=today, now=now))
         return exp.Paren(this=inside) if op == "inDateRange" else exp.Not(this=exp.Paren(this=inside))
-    _fail(f"{path}.operator", f"unknown filter operator {op!r}",
-          did_you_mean(str(op), list(patterns) + list(comparisons) + ["equals", "notEquals", "set", "notSet",
-                                                                       "inDateRange", "notInDateRange"]))
+    _fail(f"{path}.operator", f"unknown filter operator {op!r}", did_you_mean(str(op), OPERATORS))
 
 
-# --- date ranges ---------------------------------------------------------------------------------------------
-
-UNITS = ("day", "week", "month", "quarter", "year")
+def metric_condition(metric: str, op: str, values: list, *, path: str = "filters") -> exp.Expression | None:
+    """A Cube filter on a measure, over the metric's output column (the compiler applies it as HAVING,
+    after aggregation). `measureFilter` (the JS client's drillDown) keeps the rows the metric has a
+    value for: Canon's metric filters are already part of the metric."""
+    if op not in MEASURE_OPERATORS:
+        _fail(f"{path}.operator", f"operator {op!r} does not apply to measures", did_you_mean(str(op), MEASURE_OPERATORS))
+    column = column_for(metric, f"{path}.member")
+    values = list(values or [])
+    vpath = f"{path}.values"
+    if op in ("set", "measureFilter"):
+        return exp.Not(this=_is_null(column))
+    if op == "notSet":
+        return _is_null(column)
+    if op in ("equals", "notEquals", "in", "notIn"):
+        return _membership(column, op, values, "number", vpath)
+    _need(values, op, vpath)
+    return COMPARISONS[op](this=column, expression=_literal(values[0], "number", vpath))
 
 
 def range_condition(column: exp.Column, start: datetime, end: datetime) -> exp.Expression:
     """start <= column < end."""
     return exp.And(this=exp.GTE(this=column, expression=_timestamp(start)),
                    expression=exp.LT(this=column.copy(), expression=_timestamp(end)))
-
-
-def _start_of(unit: str, day: date) -> date:
-    if unit == "day":
-        return day
-    if unit == "week":
-        return day - timedelta(days=day.weekday())  # ISO weeks start on Monday, as in Cube
-    if unit == "month":
-        return day.replace(day=1)
-    if unit == "quarter":
-        return date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
-    return date(day.year, 1, 1)
-
-
-def _add(unit: str, day: date, n: int) -> date:
-    if unit == "day":
-        return day + timedelta(days=n)
-    if unit == "week":
-        return day + timedelta(weeks=n)
-    months = {"month": 1, "quarter": 3, "year": 12}[unit] * n
-    index = day.year * 12 + day.month - 1 + months
-    return date(index // 12, index % 12 + 1, 1)  # callers pass period starts
-
-
-def _span(first: date, last_exclusive: date) -> tuple[datetime, datetime]:
-    return datetime(first.year, first.month, first.day), datetime(last_exclusive.year, last_exclusive.month, last_exclusive.day)
-
-
-def date_range(value, path: str, *, today: date | None = None) -> tuple[datetime, datetime]:
-    """Cube's dateRange — [from, to] with `to` inclusive, or a phrase such as 'last 7 days' — as
-    [start, end) with an exclusive end."""
-    today = today or datetime.now(timezone.utc).date()
-    if isinstance(value, (list, tuple)):
-        if len(value) != 2:
-            _fail(path, "a date range is [from, to] or a phrase such as 'last 7 days'")
-        start, end = parse_instant(value[0], path), parse_instant(value[1], path, after=True)
-        if end <= start:
-            _fail(path, f"the date range ends ({value[1]}) before it starts ({value[0]})")
-        return start, end
-    if not isinstance(value, str):
-        _fail(path, f"{value!r} is not a date range", "write [from, to] or a phrase such as 'last 7 days'")
-    text = " ".join(value.lower().split())
-    if text in ("today", "yesterday", "tomorrow"):
-        day = today + timedelta(days={"today": 0, "yesterday": -1, "tomorrow": 1}[text])
-        return _span(day, day + timedelta(days=1))
-    match = re.fullmatch(r"(this|last|next) (day|week|month|quarter|year)", text)
-    if match:
-        unit = match[2]
-        start = _add(unit, _start_of(unit, today), {"this": 0, "last": -1, "next": 1}[match[1]])
-        return _span(start, _add(unit, start, 1))
-    match = re.fullmatch(r"(last|next) (\d{1,5}) (day|week|month|quarter|year)s?", text)
-    if match:
-        n, unit = int(match[2]), match[3]
-        current = _start_of(unit, today)
-        if match[1] == "last":  # the n whole periods before the current one, as Cube does
-            return _span(_add(unit, current, -n), current)
-        return _span(_add(unit, current, 1), _add(unit, current, n + 1))
-    match = re.fullmatch(r"from (.+) to (.+)", text)
-    if match:
-        return date_range([match[1], match[2]], path, today=today)
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-        return date_range([text, text], path, today=today)
-    _fail(path, f"{value!r} is not a date range I understand",
-          "write [from, to], today, yesterday, this|last|next day|week|month|quarter|year, "
-          "last N days|weeks|months|quarters|years, or 'from 2025-01-01 to 2025-01-31'")
-
-
-def iso_ms(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]

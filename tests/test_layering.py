@@ -24,6 +24,8 @@ FRONT_ENDS = ["server/cli.py", "server/http_api.py", "server/cube_api.py", "serv
 # not queries of the warehouse, so not the runtime's business:
 OWN_ENGINES = {
     "server/pgwire/pgcatalog.py": "the pg_catalog emulation runs in a private in-memory DuckDB",
+    "server/pgwire/catalog_guard.py": "reopens the pg_catalog emulation's private DuckDB read-only",
+    "server/pgwire/post_aggregation.py": "SQL over a request's result rows, in a private in-memory DuckDB",
     "server/recommend/feedback.py": "loads the feedback journal into the warehouse (a write, before serving)",
 }
 

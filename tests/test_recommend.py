@@ -192,3 +192,20 @@ def test_refresh_swaps_atomically(client):
     reader.join()
     assert not errors and answers
     assert client.get("/v1/recommendations/snapshot").json()["refreshes"] == before + 1
+
+
+def test_a_restart_on_unchanged_data_serves_the_saved_snapshot_without_rebuilding(client, project):
+    """Start-up (issue 14): the snapshot persisted from this catalog and DuckDB file is served at once,
+    and nothing is rebuilt until the schedule or a refresh says so."""
+    from fastapi.testclient import TestClient
+
+    from canon.server.http_api import create_app
+
+    first = client.get("/v1/cross-sell", params={"product_id": 1001, "limit": 5}).json()
+    with TestClient(create_app(project, reload_interval_s=0)) as again:
+        import threading
+
+        building = [t for t in threading.enumerate() if t.name == "canon-recommend-build" and t.is_alive()]
+        status = again.get("/v1/recommendations/snapshot").json()
+        assert status["refreshes"] == 0 and not building, status  # published from disk, nothing being built
+        assert again.get("/v1/cross-sell", params={"product_id": 1001, "limit": 5}).json()["items"] == first["items"]

@@ -693,25 +693,18 @@ def _no_spine_project(tmp_path: Path, metrics: str | None = SMALL_METRICS) -> Pa
     return root
 
 
-def test_no_time_spine_rejects_the_repo_views_at_load(tmp_path):
-    """The repo's own catalog without a spine: its views name order_count (join_to_timespine), caught at load."""
-    with pytest.raises(CatalogErrors) as info:
-        load_catalog(_no_spine_project(tmp_path, None))
-    assert "time spine" in str(info.value) and "view 'sales'" in str(info.value)
+def test_no_time_spine_the_repo_views_load(tmp_path):
+    """Without a spine table the days are generated in SQL (tests/test_generated_spine.py has the numbers)."""
+    assert "sales" in load_catalog(_no_spine_project(tmp_path, None)).views
 
 
 @pytest.mark.parametrize("metric", ["revenue_rolling_28d", "revenue_ytd", "order_count"])
-def test_error_no_time_spine(tmp_path, metric):
-    cat = load_catalog(_no_spine_project(tmp_path))
-    error = error_of(cat, metrics=(metric,), dimensions=("metric_time.month",))
-    assert isinstance(error, QueryError)
-    assert "time spine" in str(error) and "canon.yml" in str(error)
+def test_no_time_spine_generates_the_days(tmp_path, metric):
+    from canon.compiler.compile import compile_request
 
-
-def test_error_no_time_spine_names_the_metric(tmp_path):
     cat = load_catalog(_no_spine_project(tmp_path))
-    error = error_of(cat, metrics=("revenue", "revenue_rolling_28d"), dimensions=("metric_time.month",))
-    assert "revenue_rolling_28d" in str(error)
+    sql = compile_request(cat, QueryRequest(metrics=(metric,), dimensions=("metric_time.month",)), "duckdb").sql
+    assert "GENERATE_SERIES" in sql and "time_spine" not in sql
 
 
 def test_no_time_spine_is_fine_for_plain_metrics(tmp_path, warehouse):

@@ -17,7 +17,7 @@ from typing import Callable
 import psycopg
 import pytest
 
-from canon.compiler.errors import (QueryCancelledError, QueryTimeoutError, WarehouseError,
+from canon.compiler.errors import (QueryCancelledError, QueryTimeoutError, WarehouseError, WarehouseQueryError,
                                    WarehouseUnavailableError)
 from canon.server.warehouses import QueryTicket, open_warehouse
 from canon.server.warehouses.base import RunningQuery, collect
@@ -202,7 +202,10 @@ def test_a_bad_query_is_a_warehouse_error_with_the_engines_first_line(engine):
     with pytest.raises(WarehouseError) as info:
         engine.warehouse.execute("SELECT no_such_column FROM orders")
     error = info.value
-    assert type(error) is WarehouseError and error.code == "warehouse_error"
+    # PostgreSQL: 42703, a catalog/warehouse mismatch (503). DuckDB reports it as a BinderException, the
+    # class it also uses for comparing unlike types: a request error (400, server/warehouses/duckdb.py)
+    expected = (WarehouseQueryError, "query_rejected") if engine.warehouse.dialect == "duckdb" else (WarehouseError, "warehouse_error")
+    assert type(error) is expected[0] and error.code == expected[1]
     assert error.message.startswith("the warehouse rejected the query: ")
     assert "no_such_column" in error.message and "\n" not in error.message
     assert engine.warehouse.execute("SELECT 1 AS one")[1] == [(1,)]  # and it serves on

@@ -9,23 +9,17 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from ..catalog import Catalog, Edge
+from ..catalog import Catalog
 from ..plan import AggregateNode
 from .build import alias, col, join, select, subquery
+from .joins import joins_for
+from .labels import LabelJoin, label_join
+from .pushdown import pushdown
 
 KEY = "_canon_key"
 KEYS = "_canon_keys"
+GROUPED = "_canon_grouped"
 ENTITY = "_canon_entity"
-
-
-def join_condition(catalog: Catalog, edge: Edge) -> exp.Expression:
-    left = catalog.models[edge.source].entities[edge.entity].expr.copy()
-    right = catalog.models[edge.target].entities[edge.entity].expr.copy()
-    return exp.EQ(this=left, expression=right)
-
-
-def joins_for(catalog: Catalog, edges) -> list[exp.Join]:
-    return [join(catalog.models[e.target].source.copy(), join_condition(catalog, e)) for e in edges]
 
 
 def agg_expr(agg: str, expr: exp.Expression | None, percentile: float | None = None) -> exp.Expression:
@@ -67,12 +61,26 @@ def render_aggregate(catalog: Catalog, node: AggregateNode, outputs=None, **fini
         return _render_per_entity(catalog, node, outputs, **finish)
     if node.edge is not None:
         return _render_semi_additive(catalog, node, outputs, **finish)
+    labelled = None if node.fanout else label_join(catalog, node.model, node.joins, node.dims, node.conditions)
+    if labelled is not None:
+        return _render_labelled(catalog, node, labelled, outputs, **finish)
     values = _values({i.alias: aggregate(i.measure) for i in node.measures}, outputs)
+    narrowed = None if node.fanout else pushdown(catalog, node)
+    if narrowed is not None:
+        dims = [(a, narrowed.dims.get(a, e)) for a, e in node.dims]
+        return select(
+            [alias(e.copy(), a) for a, e in dims] + values,
+            node.model.source.copy(),
+            joins=joins_for(catalog, node.joins, node.conditions, narrowed.sources),
+            where=[c.copy() for c in node.conditions if not any(c is m for m in narrowed.moved)],
+            group=[e.copy() for _, e in dims],
+            **finish,
+        )
     if not node.fanout:
         return select(
             [alias(e.copy(), a) for a, e in node.dims] + values,
             node.model.source.copy(),
-            joins=joins_for(catalog, node.joins),
+            joins=joins_for(catalog, node.joins, node.conditions),
             where=[c.copy() for c in node.conditions],
             group=[e.copy() for _, e in node.dims],
             **finish,
@@ -82,7 +90,7 @@ def render_aggregate(catalog: Catalog, node: AggregateNode, outputs=None, **fini
     keys = select(
         [alias(key_expr.copy(), KEY)] + [alias(e.copy(), a) for a, e in node.dims],
         node.model.source.copy(),
-        joins=joins_for(catalog, node.joins),
+        joins=joins_for(catalog, node.joins, node.conditions),
         where=[c.copy() for c in node.conditions],
         distinct=True,
     )
@@ -95,6 +103,28 @@ def render_aggregate(catalog: Catalog, node: AggregateNode, outputs=None, **fini
     )
 
 
+def _render_labelled(catalog: Catalog, node: AggregateNode, labelled: LabelJoin, outputs, **finish) -> exp.Select:
+    """Group by the labels' key without their join, then join the labels' model to the groups."""
+    others = [(a, e) for a, e in node.dims if a not in labelled.labels]
+    grouped = select(
+        [alias(e.copy(), a) for a, e in others] + [alias(labelled.key.copy(), KEY)]
+        + [alias(aggregate(i.measure), i.alias) for i in node.measures],
+        node.model.source.copy(),
+        joins=joins_for(catalog, [e for e in node.joins if e is not labelled.edge], node.conditions),
+        where=[c.copy() for c in node.conditions],
+        group=[e.copy() for _, e in others] + [labelled.key.copy()],
+    )
+    target = catalog.models[labelled.edge.target]
+    on = exp.EQ(this=target.entities[labelled.edge.entity].expr.copy(), expression=col(KEY, GROUPED))
+    return select(
+        [alias(e.copy() if a in labelled.labels else col(a, GROUPED), a) for a, e in node.dims]
+        + _values({i.alias: col(i.alias, GROUPED) for i in node.measures}, outputs),
+        subquery(grouped, GROUPED),
+        joins=[join(target.source.copy(), on, side="INNER")],
+        **finish,
+    )
+
+
 def _render_per_entity(catalog: Catalog, node: AggregateNode, outputs, **finish) -> exp.Select:
     """First `per.agg(per.expr)` per entity (and group), then the measure's agg over those values."""
     per = node.measures[0].measure.per
@@ -103,7 +133,7 @@ def _render_per_entity(catalog: Catalog, node: AggregateNode, outputs, **finish)
     inner = select(
         [alias(e.copy(), a) for a, e in node.dims] + [alias(per.key.copy(), ENTITY)] + inner_values,
         node.model.source.copy(),
-        joins=joins_for(catalog, node.joins),
+        joins=joins_for(catalog, node.joins, node.conditions),
         where=[c.copy() for c in node.conditions],
         group=[e.copy() for _, e in node.dims] + [per.key.copy()],
     )
@@ -127,7 +157,7 @@ def _render_semi_additive(catalog: Catalog, node: AggregateNode, outputs, **fini
         + [alias(i.measure.expr.copy(), f"_m_{i.alias}") for i in node.measures if i.measure.expr is not None]
         + [alias(row_time.copy(), "_canon_t"), alias(edge, "_canon_edge")],
         node.model.source.copy(),
-        joins=joins_for(catalog, node.joins),
+        joins=joins_for(catalog, node.joins, node.conditions),
         where=[c.copy() for c in node.conditions],
     )
     aggregates = {i.alias: agg_expr(i.measure.agg, col(f"_m_{i.alias}") if i.measure.expr is not None else None,

@@ -12,7 +12,7 @@ from sqlglot import exp
 from ..calendar import add
 from ..catalog import Catalog
 from ..plan import ConversionNode
-from .aggregate import joins_for
+from .joins import joins_for
 from .build import alias, col, join, select, table
 
 ID, ENTITY, TIME = "_canon_id", "_canon_entity", "_canon_time"
@@ -24,11 +24,11 @@ def render_conversion(catalog: Catalog, node: ConversionNode) -> list[tuple[str,
     base = select(
         [alias(node.base.primary.expr.copy(), ID), alias(node.base.entities[item.entity].expr.copy(), ENTITY),
          alias(node.base_time.copy(), TIME)] + [alias(e.copy(), a) for a, e in node.dims],
-        node.base.source.copy(), joins=joins_for(catalog, node.base_joins),
+        node.base.source.copy(), joins=joins_for(catalog, node.base_joins, node.base_conditions),
         where=[c.copy() for c in node.base_conditions])
     events = select(
         [alias(node.conversion.entities[item.entity].expr.copy(), ENTITY), alias(node.conversion_time.copy(), TIME)],
-        node.conversion.source.copy(), joins=joins_for(catalog, node.conversion_joins),
+        node.conversion.source.copy(), joins=joins_for(catalog, node.conversion_joins, node.conversion_conditions),
         where=[c.copy() for c in node.conversion_conditions])
     within = exp.and_(
         exp.EQ(this=col(ENTITY, "b"), expression=col(ENTITY, "c")),

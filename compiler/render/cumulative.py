@@ -14,8 +14,10 @@ from sqlglot import exp
 from ..calendar import add, period_start, truncate
 from ..catalog import Catalog
 from ..plan import AggregateNode, timestamp
-from .aggregate import agg_expr, aggregate, joins_for
+from .aggregate import agg_expr, aggregate
+from .joins import joins_for
 from .build import alias, col, join, select, table
+from .spine import spine_source
 
 DAY, END = "_canon_day", "_canon_end"
 REAGGREGATE = {"sum": exp.Sum, "count": exp.Sum, "min": exp.Min, "max": exp.Max}
@@ -29,20 +31,19 @@ def render_cumulative(catalog: Catalog, node: AggregateNode, resolved) -> list[t
     dims = [alias(e.copy(), a) for a, e in node.dims]
     if additive:
         daily = select([alias(node.day.copy(), DAY)] + dims + [alias(aggregate(i.measure), i.alias) for i in node.measures],
-                       node.model.source.copy(), joins=joins_for(catalog, node.joins),
+                       node.model.source.copy(), joins=joins_for(catalog, node.joins, node.conditions),
                        where=[c.copy() for c in node.conditions],
                        group=[node.day.copy()] + [e.copy() for _, e in node.dims])
         values = [alias(REAGGREGATE[i.measure.agg](this=col(i.alias, "d")), i.alias) for i in node.measures]
     else:
         daily = select([alias(node.day.copy(), DAY)] + dims
                        + [alias(i.measure.expr.copy(), f"_m_{i.alias}") for i in node.measures if i.measure.expr is not None],
-                       node.model.source.copy(), joins=joins_for(catalog, node.joins),
+                       node.model.source.copy(), joins=joins_for(catalog, node.joins, node.conditions),
                        where=[c.copy() for c in node.conditions])
         values = [alias(agg_expr(i.measure.agg, col(f"_m_{i.alias}", "d") if i.measure.expr is not None else None,
                                  i.measure.definition.percentile), i.alias) for i in node.measures]
 
-    spine = catalog.settings.time_spine
-    day = exp.column(spine.column, table="_canon_spine")
+    spine, day = spine_source(catalog)
     if resolved.start or resolved.end:
         first = period_start(resolved.start, "day", resolved.time) if resolved.start else None  # the day holding it
         bounds = ([exp.GTE(this=day.copy(), expression=timestamp(first))] if resolved.start else []) + \
@@ -57,7 +58,7 @@ def render_cumulative(catalog: Catalog, node: AggregateNode, resolved) -> list[t
         bounds.append(exp.LTE(this=day.copy(), expression=last_day))
     period = truncate(day.copy(), grain, resolved.time)
     buckets = select([alias(period, time_alias), alias(exp.Max(this=day.copy()), END)],
-                     table(spine.table, "_canon_spine"), where=bounds, group=[period.copy()])
+                     spine, where=bounds, group=[period.copy()])
 
     end = col(END, "b")
     if spec.window is not None:

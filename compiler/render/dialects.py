@@ -15,6 +15,8 @@
   toTimeZone(ts, zone)))`, the zone's offset at that instant (daylight saving included).
 - ClickHouse names an unaliased qualified column `t.c`, not `c`, in the branches of a UNION (which
   takes its first branch's names), so such projections there get an explicit alias `t.c AS c`.
+- The generated time spine (render/spine.py, 73,414 days) cannot be written for ClickHouse (no
+  GENERATE_DATE_ARRAY) nor Trino (SEQUENCE stops at 10,000 entries): refuse, and name the setting.
 - Spark and ClickHouse divide DECIMALs into DECIMALs (Spark keeps 6 decimal places, ClickHouse the
   dividend's scale), where DuckDB and PostgreSQL keep full precision: a quotient with no DOUBLE
   operand gets its dividend cast to DOUBLE.
@@ -62,6 +64,16 @@ def _refuse_exact_percentiles(dialect: str):
             raise UnsupportedError(
                 f"{dialect} has no exact median or percentile aggregate",
                 hint="query this metric on another warehouse, or define an approximate measure explicitly")
+        return tree
+    return refuse
+
+
+def _refuse_generated_spine(dialect: str):
+    def refuse(tree: exp.Expression) -> exp.Expression:
+        if tree.find(exp.GenerateDateArray):
+            raise UnsupportedError(f"{dialect} cannot generate the time spine this query needs",
+                                   hint="add `time_spine: {table: TABLE, column: COLUMN}` (a table with one row per "
+                                        "day) to canon.yml")
         return tree
     return refuse
 
@@ -115,10 +127,10 @@ def _double_quotients(tree: exp.Expression) -> exp.Expression:
 # dialect -> its rewrites, applied in this order (dialects not listed need none)
 TRANSFORMS: dict[str, tuple[Callable[[exp.Expression], exp.Expression], ...]] = {
     "bigquery": (_monday_weeks, _refuse_exact_percentiles("bigquery")),
-    "trino": (_refuse_exact_percentiles("trino"),),
+    "trino": (_refuse_exact_percentiles("trino"), _refuse_generated_spine("trino")),
     "spark": (_spark_date_arithmetic, _double_quotients),
     "clickhouse": (_join_use_nulls, _quantile_exact_inclusive, _alias_union_columns, _clickhouse_local_times,
-                   _double_quotients),
+                   _double_quotients, _refuse_generated_spine("clickhouse")),
 }
 
 

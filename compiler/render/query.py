@@ -20,6 +20,7 @@ from .aggregate import render_aggregate
 from .build import alias, col, join, select, subquery, table
 from .conversion import render_conversion
 from .cumulative import render_cumulative
+from .spine import spine_source
 
 SPINE = "_canon_groups"
 DATA = "_canon_data_groups"
@@ -47,12 +48,32 @@ def _single(plan: Plan) -> bool:
             and node.cumulative is None and not plan.resolved.fill_time)
 
 
-def _node_ctes(catalog: Catalog, node, resolved) -> list[tuple[str, exp.Expression]]:
+def _node_ctes(catalog: Catalog, node, resolved, done: dict) -> list[tuple[str, exp.Expression]]:
     if isinstance(node, ConversionNode):
         return render_conversion(catalog, node)
     if node.cumulative is not None:
         return render_cumulative(catalog, node, resolved)
-    return [(node.name, render_aggregate(catalog, node))]
+    query = render_aggregate(catalog, node)
+    # the same aggregate under other names (revenue and last month's revenue over the same rows):
+    # read the first one's rows, so that no engine computes it twice
+    earlier = done.setdefault((node.model.name, tuple(i.measure.ref for i in node.measures)), [])
+    for other, other_query in earlier:
+        if _shape(query, node) == _shape(other_query, other):
+            return [(node.name, select([col(a) for a, _ in node.dims]
+                                       + [alias(col(theirs.alias), mine.alias)
+                                          for theirs, mine in zip(other.measures, node.measures)], table(other.name)))]
+    earlier.append((node, query))
+    return [(node.name, query)]
+
+
+def _shape(query: exp.Select, node: AggregateNode) -> exp.Select:
+    """The query without the names of its values."""
+    values = {i.alias for i in node.measures}
+    shape = query.copy()
+    for e in shape.expressions:
+        if e.alias in values:
+            e.replace(e.this)
+    return shape
 
 
 def _values_of(node) -> list[str]:
@@ -66,8 +87,9 @@ def _combine(catalog: Catalog, plan: Plan, finish: dict) -> exp.Select:
     dims = [d.alias for d in resolved.dims]
     time = resolved.time_dim
     ctes: list[tuple[str, exp.Expression]] = []
+    done: dict[tuple, list] = {}
     for node in nodes:
-        ctes += _node_ctes(catalog, node, resolved)
+        ctes += _node_ctes(catalog, node, resolved, done)
     home = {value: node.name for node in nodes for value in _values_of(node)}
     where: list[exp.Expression] = []
     if dims and not resolved.fill_time and not any(_shifted(n) for n in nodes):
@@ -128,16 +150,14 @@ def _shifted(node) -> bool:
 
 def _labels(catalog: Catalog, node, dims: list[str], resolved) -> exp.Select:
     """The groups a node contributes to the combined rows. A node shifted in time contributes every
-    period P whose source period (P - offset) it has: taken from the time spine when there is one,
-    so that clamped days (Mar 30 and 31 both read Feb 29) and weeks get their rows."""
-    spine = catalog.settings.time_spine
+    period P whose source period (P - offset) it has: taken from the time spine (configured or
+    generated), so that clamped days (Mar 30 and 31 both read Feb 29) and weeks get their rows."""
     shifted = isinstance(node, AggregateNode) and node.offset is not None and node.time is not None
-    if not (shifted and spine is not None):
+    if not shifted:
         return select([_label(a, node, resolved) for a in dims], table(node.name), distinct=True)
     time_alias, grain = node.time
-    day = exp.column(spine.column, table="_canon_spine")
-    periods = select([alias(truncate(day, grain, resolved.time), "_canon_p")], table(spine.table, "_canon_spine"),
-                     distinct=True)
+    spine, day = spine_source(catalog)
+    periods = select([alias(truncate(day, grain, resolved.time), "_canon_p")], spine, distinct=True)
     source = truncate(add(col("_canon_p", "s"), -node.offset.count, node.offset.unit), grain, resolved.time)
     values = [alias(col("_canon_p", "s"), a) if a == time_alias else alias(col(a, "n"), a) for a in dims]
     return select(values, subquery(periods, "s"),
@@ -180,8 +200,7 @@ def _trim(period: exp.Expression, resolved, grain: str) -> list[exp.Expression]:
 
 def _time_spine(catalog: Catalog, resolved, dims: list[str], time_alias: str) -> exp.Select:
     """Every period of the range (or of the data) from the time spine, times the other groups."""
-    spine = catalog.settings.time_spine
-    day = exp.column(spine.column, table="_canon_spine")
+    spine, day = spine_source(catalog)
     grain = resolved.time_dim.grain or "day"
     bounds = []
     if resolved.start:  # spine rows are days: the day holding the start counts
@@ -193,7 +212,7 @@ def _time_spine(catalog: Catalog, resolved, dims: list[str], time_alias: str) ->
     else:
         bounds.append(exp.LTE(this=day.copy(), expression=exp.Subquery(this=select([exp.Max(this=col(time_alias))], table(DATA)))))
     periods = select([alias(truncate(day.copy(), grain, resolved.time), time_alias)],
-                     table(spine.table, "_canon_spine"), where=bounds, distinct=True)
+                     spine, where=bounds, distinct=True)
     others = [a for a in dims if a != time_alias]
     if not others:
         return select([col(a) for a in dims], subquery(periods, "_canon_periods"))

@@ -5,7 +5,9 @@ are materialized from the catalog's views into a private in-memory DuckDB, rebui
 changes. A client's catalog query is parsed with sqlglot (postgres), its references are moved onto
 these tables and a few PostgreSQL-only constructs are rewritten (OPERATOR(pg_catalog.~), ::regclass,
 session functions), then it runs there and its result types map back to PostgreSQL OIDs. That DuckDB
-holds nothing but this metadata and has external access disabled: no file or network reads.
+holds nothing but this metadata and has external access disabled: no file or network reads. A client's
+query must pass catalog_guard's allow-list (read-only shapes, known tables and functions) and runs on a
+read-only copy of the metadata, so no session can change what another one sees.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from sqlglot.errors import SqlglotError
 
 from . import types as t
 from .errors import FEATURE_NOT_SUPPORTED, SYNTAX_ERROR, UNDEFINED_FUNCTION, UNDEFINED_TABLE, PgError
+from .catalog_guard import catalog_tables, check_catalog_query, function_name, macro_names, read_only_copy
+from .pg_functions import PG_FUNCTION_MACROS, pg_format, proc_rows, regproc_comparison, type_function_oids
 from .views import ViewTable
 
 SERVER_VERSION = "16.0"
@@ -37,6 +41,7 @@ SETTINGS = {
     "extra_float_digits": "1", "application_name": "", "is_superuser": "off", "session_authorization": "canon",
     "bytea_output": "hex", "statement_timeout": "0", "default_transaction_deferrable": "off",
     "max_connections": "100", "default_table_access_method": "heap", "block_size": "8192", "ssl": "off", "in_hot_standby": "off",
+    "max_index_keys": "32",  # pgJDBC getImportedKeys reads it
 }
 # sent to the client after authentication
 REPORTED = ("server_version", "server_encoding", "client_encoding", "DateStyle", "TimeZone", "IntervalStyle",
@@ -61,8 +66,8 @@ _TABLES: dict[str, str] = {
                     "attoptions VARCHAR[], attfdwoptions VARCHAR[], attmissingval VARCHAR, attcompression VARCHAR",
     "pg_type": "oid BIGINT, typname VARCHAR, typnamespace BIGINT, typowner BIGINT, typlen SMALLINT, typbyval BOOLEAN, "
                "typtype VARCHAR, typcategory VARCHAR, typispreferred BOOLEAN, typisdefined BOOLEAN, typdelim VARCHAR, "
-               "typrelid BIGINT, typsubscript VARCHAR, typelem BIGINT, typarray BIGINT, typinput VARCHAR, "
-               "typoutput VARCHAR, typreceive VARCHAR, typsend VARCHAR, typmodin VARCHAR, typmodout VARCHAR, "
+               "typrelid BIGINT, typsubscript VARCHAR, typelem BIGINT, typarray BIGINT, typinput BIGINT, "
+               "typoutput BIGINT, typreceive BIGINT, typsend BIGINT, typmodin VARCHAR, typmodout VARCHAR, "
                "typanalyze VARCHAR, typalign VARCHAR, typstorage VARCHAR, typnotnull BOOLEAN, typbasetype BIGINT, "
                "typtypmod INTEGER, typndims INTEGER, typcollation BIGINT, typdefaultbin VARCHAR, typdefault VARCHAR, "
                "typacl VARCHAR[]",
@@ -155,6 +160,11 @@ _TABLES: dict[str, str] = {
     "pg_stat_activity": "datid BIGINT, datname VARCHAR, pid INTEGER, usename VARCHAR, application_name VARCHAR, "
                         "client_addr VARCHAR, backend_start TIMESTAMP, state VARCHAR, query VARCHAR",
     "pg_timezone_names": "name VARCHAR, abbrev VARCHAR, utc_offset INTERVAL, is_dst BOOLEAN",
+    "pg_stat_user_tables": "relid BIGINT, schemaname VARCHAR, relname VARCHAR, seq_scan BIGINT, seq_tup_read BIGINT, "
+                           "idx_scan BIGINT, idx_tup_fetch BIGINT, n_tup_ins BIGINT, n_tup_upd BIGINT, "
+                           "n_tup_del BIGINT, n_tup_hot_upd BIGINT, n_live_tup BIGINT, n_dead_tup BIGINT, "
+                           "last_vacuum TIMESTAMP, last_autovacuum TIMESTAMP, last_analyze TIMESTAMP, "
+                           "last_autoanalyze TIMESTAMP",
 }
 _INFO_TABLES: dict[str, str] = {
     "schemata": "catalog_name VARCHAR, schema_name VARCHAR, schema_owner VARCHAR, default_character_set_catalog VARCHAR, "
@@ -216,7 +226,9 @@ _MACRO_BODIES = [
     "canon_regclass(x) AS (SELECT max(c.oid) FROM canon_pg.pg_class c WHERE c.relname = lower(trim(x, '\"')) "
     "OR 'public.' || c.relname = lower(x) OR 'pg_catalog.' || c.relname = lower(x))",
     "canon_relname(x) AS coalesce((SELECT max(c.relname) FROM canon_pg.pg_class c WHERE c.oid = x), x::VARCHAR)",
-    "canon_regtype(x) AS (SELECT max(ty.oid) FROM canon_pg.pg_type ty WHERE ty.typname = lower(x))",
+    "canon_regtype(x) AS coalesce((SELECT max(ty.oid) FROM canon_pg.pg_type ty WHERE ty.typname = "
+    "lower(replace(x, 'pg_catalog.', ''))), (SELECT max(f.oid) FROM canon_pg.format_names f WHERE f.name = "
+    "lower(replace(x, 'pg_catalog.', ''))))",
     "canon_typname(x) AS coalesce((SELECT max(f.name) FROM canon_pg.format_names f WHERE f.oid = x), x::VARCHAR)",
     "pg_collation_is_visible(x) AS true", "pg_opclass_is_visible(x) AS true",
     "to_regtype(x) AS canon_regtype(x)", "to_regclass(x) AS canon_regclass(x)",
@@ -224,6 +236,7 @@ _MACRO_BODIES = [
 ]
 
 
+_MACRO_BODIES += PG_FUNCTION_MACROS  # format/quote_ident/_pg_expandarray/pg_size_pretty (pg_functions.py)
 _MACROS = ["CREATE OR REPLACE MACRO " + body for body in _MACRO_BODIES]  # constant statements
 
 
@@ -236,11 +249,15 @@ def _create_table(schema: str, name: str, columns: str) -> str:
     return exp.Create(this=exp.Schema(this=exp.table_(name, db=schema), expressions=defs), kind="TABLE").sql("duckdb")
 
 
-def _insert_statement(schema: str, table: str, names: list[str]) -> str:
-    """INSERT INTO schema.table (names) VALUES (?, ...): values travel as parameters."""
+def _insert_statement(schema: str, table: str, names: list[str], count: int = 1) -> str:
+    """INSERT INTO schema.table (names) VALUES (?, ...), ... for `count` rows: values travel as parameters."""
     target = exp.Schema(this=exp.table_(table, db=schema), expressions=[exp.to_identifier(n) for n in names])
-    values = exp.Values(expressions=[exp.Tuple(expressions=[exp.Placeholder() for _ in names])])
+    row = exp.Tuple(expressions=[exp.Placeholder() for _ in names])
+    values = exp.Values(expressions=[row.copy() for _ in range(count)])
     return exp.Insert(this=target, expression=values).sql("duckdb")
+
+
+INSERT_BATCH = 256  # rows per INSERT: DuckDB's executemany runs one statement per row, 3x slower here
 
 
 class PgCatalog:
@@ -252,8 +269,9 @@ class PgCatalog:
         self._db = duckdb.connect(":memory:")
         self._lock = threading.Lock()
         self._build()
-        self._db.execute("SET enable_external_access = false")
-        self._db.execute("SET lock_configuration = true")
+        self._db = read_only_copy(self._db)  # clients' queries run where nothing can be written
+        self._tables = catalog_tables(self._db)
+        self._functions = macro_names(_MACRO_BODIES)
 
     def _build(self) -> None:
         db = self._db
@@ -274,7 +292,12 @@ class PgCatalog:
                 return
             names = list(rows[0])
             schema, _, bare = table.rpartition(".")
-            db.executemany(_insert_statement(schema or "canon_pg", bare, names), [[r[n] for n in names] for r in rows])
+            statements: dict[int, str] = {}
+            for start in range(0, len(rows), INSERT_BATCH):
+                batch = rows[start:start + INSERT_BATCH]
+                if len(batch) not in statements:
+                    statements[len(batch)] = _insert_statement(schema or "canon_pg", bare, names, len(batch))
+                db.execute(statements[len(batch)], [r[n] for r in batch for n in names])
 
         insert("pg_namespace", [
             {"oid": PG_CATALOG_OID, "nspname": "pg_catalog", "nspowner": OWNER_OID},
@@ -296,14 +319,20 @@ class PgCatalog:
         insert("pg_settings", [{"name": k, "setting": v, "category": "Canon", "short_desc": "", "context": "user",
                                 "vartype": "string", "source": "default", "boot_val": v, "reset_val": v,
                                 "pending_restart": False} for k, v in SETTINGS.items()])
+        procs, proc_oids = proc_rows(t.BUILTIN_TYPES, PG_CATALOG_OID, OWNER_OID, first_oid=12000)
+        insert("pg_proc", procs)
+        insert("pg_database", [{"oid": DATABASE_OID, "datname": "canon", "datdba": OWNER_OID, "encoding": 6,
+                                "datlocprovider": "c", "datistemplate": False, "datallowconn": True,
+                                "datconnlimit": -1, "datlastsysoid": 0, "datfrozenxid": 0, "datminmxid": 1,
+                                "dattablespace": 1663, "datcollate": "C", "datctype": "C"}])
         type_rows = []
         for name, oid, size, category, array, element in t.BUILTIN_TYPES:
             type_rows.append({
                 "oid": oid, "typname": name, "typnamespace": PG_CATALOG_OID, "typowner": OWNER_OID, "typlen": size,
                 "typbyval": size in (1, 2, 4, 8), "typtype": "p" if category == "P" else "b", "typcategory": category,
                 "typispreferred": name in ("text", "float8", "bool", "timestamptz", "oid"), "typisdefined": True,
-                "typdelim": ",", "typrelid": 0, "typelem": element, "typarray": array, "typinput": f"{name}in",
-                "typoutput": f"{name}out", "typreceive": f"{name}recv", "typsend": f"{name}send",
+                "typdelim": ",", "typrelid": 0, "typelem": element, "typarray": array,
+                **type_function_oids(name, category, proc_oids),
                 "typalign": "d" if size == 8 else "i", "typstorage": "p" if size > 0 else "x", "typnotnull": False,
                 "typbasetype": 0, "typtypmod": -1, "typndims": 0, "typcollation": 100 if category == "S" else 0})
         class_rows, attr_rows, desc_rows, info_tables, info_columns = [], [], [], [], []
@@ -320,8 +349,7 @@ class PgCatalog:
             type_rows.append({**type_rows[0], "oid": oid + 1, "typname": name, "typnamespace": PUBLIC_OID,
                               "typlen": -1, "typbyval": False, "typtype": "c", "typcategory": "C",
                               "typispreferred": False, "typrelid": oid, "typelem": 0, "typarray": 0,
-                              "typinput": "record_in", "typoutput": "record_out", "typreceive": "record_recv",
-                              "typsend": "record_send", "typcollation": 0})
+                              **type_function_oids("record", "P", proc_oids), "typcollation": 0})
             if view.description:
                 desc_rows.append({"objoid": oid, "classoid": 1259, "objsubid": 0, "description": view.description})
             info_tables.append({"table_catalog": "canon", "table_schema": "public", "table_name": name,
@@ -350,6 +378,9 @@ class PgCatalog:
         insert("pg_class", class_rows)
         insert("pg_attribute", attr_rows)
         insert("pg_description", desc_rows)
+        insert("pg_stat_user_tables", [{"relid": self.table_oids[n], "schemaname": "public", "relname": n,
+                                         "seq_scan": 0, "idx_scan": 0, "n_live_tup": 0, "n_dead_tup": 0}
+                                        for n in self.views])
         insert("pg_tables", [{"schemaname": "public", "tablename": n, "tableowner": "canon", "hasindexes": False,
                               "hasrules": False, "hastriggers": False, "rowsecurity": False} for n in self.views])
         insert("canon_is.tables", info_tables)
@@ -365,6 +396,7 @@ class PgCatalog:
     def run(self, tree: exp.Expression, session: dict) -> tuple[list[tuple[str, int]], list[tuple]]:
         """A client's catalog query (a parsed sqlglot tree), answered from the metadata tables."""
         rewritten = self.rewrite(tree, session)
+        check_catalog_query(rewritten, tables=self._tables, functions=self._functions)
         try:
             sql = rewritten.sql(dialect="duckdb")
         except SqlglotError as error:
@@ -393,9 +425,24 @@ class PgCatalog:
         settings = session.get("settings", {})
         tree = tree.copy().transform(lambda n: n.this if isinstance(n, exp.Collate) else n)
 
+        cte_names = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+
         def swap(node):
+            if isinstance(node, exp.Table) and node.name.lower() == "pg_database" \
+                    and node.db.lower() in ("", "pg_catalog") and not isinstance(node.this, exp.Func):
+                # one database, named as the client connected (current_database())
+                body = exp.Select(expressions=[exp.Star(replace=[exp.alias_(
+                    exp.Literal.string(session.get("database", "canon")), "datname")])]).from_(
+                    exp.table_("pg_database", db="canon_pg"))
+                return exp.Subquery(this=body, alias=exp.TableAlias(this=exp.to_identifier(node.alias_or_name)))
+            if isinstance(node, exp.Table) and not node.db and node.name.lower() in cte_names:
+                return node  # WITH x AS (...) SELECT ... FROM x
             if isinstance(node, exp.Table):
                 return self._table(node)
+            if isinstance(node, exp.Format):
+                return pg_format(node)
+            if isinstance(node, (exp.EQ, exp.NEQ)):
+                node = regproc_comparison(node)
             if isinstance(node, exp.Column) and node.args.get("db") is not None \
                     and node.db.lower() in ("pg_catalog", "information_schema"):
                 new = node.copy()
@@ -403,7 +450,8 @@ class PgCatalog:
                 new.set("catalog", None)
                 return new
             if isinstance(node, exp.Dot) and isinstance(node.this, (exp.Identifier, exp.Var, exp.Column)) \
-                    and node.this.name.lower() == "pg_catalog" and not isinstance(node.expression, exp.Identifier):
+                    and node.this.name.lower() in ("pg_catalog", "information_schema") \
+                    and not isinstance(node.expression, exp.Identifier):
                 return node.expression
             if isinstance(node, exp.Operator):
                 op = str(node.args.get("operator") or "").split(".")[-1].strip()
@@ -418,7 +466,10 @@ class PgCatalog:
                 return node.this
             if isinstance(node, exp.Cast):
                 return _cast(node)
-            if isinstance(node, (exp.CurrentUser,)) or (isinstance(node, exp.Column) and not node.table
+            if isinstance(node, exp.Div) and all(isinstance(side, exp.Literal) and side.is_int
+                                                 for side in (node.this, node.expression)):
+                return exp.IntDiv(this=node.this, expression=node.expression)  # PostgreSQL: int / int is an int
+            if isinstance(node, (exp.CurrentUser, exp.SessionUser)) or (isinstance(node, exp.Column) and not node.table
                                                          and node.name.lower() in ("current_user", "session_user", "user")
                                                          and not node.this.quoted):
                 return exp.Literal.string(session.get("user", "canon"))
@@ -436,6 +487,8 @@ class PgCatalog:
                     return exp.Array(expressions=[exp.Literal.string("pg_catalog"), exp.Literal.string("public")])
                 if name in ("version", "current_version"):
                     return exp.Literal.string(VERSION_TEXT)
+                if name == "inet_server_port" and session.get("port"):
+                    return exp.Literal.number(session["port"])
                 if name == "pg_backend_pid":
                     return exp.Literal.number(session.get("pid", 0))
                 if name in ("current_setting",) and node.expressions:
@@ -474,8 +527,15 @@ class PgCatalog:
                 raise PgError(UNDEFINED_TABLE, f'relation "pg_catalog.{name}" is not emulated by Canon',
                               hint="emulated: " + ", ".join(sorted(_TABLES)))
             return _retarget(node, "canon_pg")
+        if isinstance(node.this, exp.Func) and not node.db:
+            # a scalar function in FROM is one row with one column named after its alias, as in
+            # PostgreSQL (Grafana: FROM ..., string_to_array(current_setting('search_path'), ',') s)
+            alias = node.alias_or_name or "f"
+            return exp.Subquery(this=exp.select(exp.alias_(node.this.copy(), alias, quoted=True)),
+                                alias=exp.TableAlias(this=exp.to_identifier(alias)))
         if not node.name or isinstance(node.this, exp.Func):
-            raise PgError(FEATURE_NOT_SUPPORTED, "table functions are not available",
+            what = f"table function {function_name(node.this)}()" if isinstance(node.this, exp.Func) else "this table"
+            raise PgError(FEATURE_NOT_SUPPORTED, f"{what} is not available in catalog queries",
                           hint="Canon's tables are its views: " + ", ".join(self.views))
         raise PgError(UNDEFINED_TABLE, f'relation "{node.sql("postgres")}" does not exist',
                       hint="Canon's tables are its views: " + ", ".join(self.views))
@@ -507,14 +567,19 @@ def _cast(node: exp.Cast) -> exp.Expression:
     type_name = target.sql("postgres").lower().replace("pg_catalog.", "") if target is not None else ""
     value = node.this
     if type_name in ("regclass",):
-        if isinstance(value, exp.Literal) and value.is_string:
+        if isinstance(value, exp.Literal) and value.is_string or isinstance(value, (exp.Paren, exp.DPipe)):
+            # a name: a literal, or text built by format('%I.%I', ...) / ||
             return exp.func("canon_regclass", value)
         return exp.func("canon_relname", value)
     if type_name in ("regtype",):
         if isinstance(value, exp.Literal) and value.is_string:
             return exp.func("canon_regtype", value)
         return exp.func("canon_typname", value)
-    if type_name in ("regproc", "regprocedure", "regnamespace", "regrole", "name", "char", '"char"', "pg_node_tree",
+    if type_name in ("regproc", "regprocedure"):  # pg_type.typreceive & co. hold pg_proc oids
+        if isinstance(value, exp.Literal) and value.is_string:
+            return exp.func("canon_procoid", value)
+        return exp.func("canon_procname", value)
+    if type_name in ("regnamespace", "regrole", "name", "char", '"char"', "pg_node_tree",
                      "text"):
         return exp.cast(value, exp.DataType.Type.VARCHAR)
     if type_name in ("oid", "xid", "regoper"):

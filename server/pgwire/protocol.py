@@ -16,12 +16,16 @@ PROTOCOL_V3 = 196608
 SSL_REQUEST = 80877103
 GSSENC_REQUEST = 80877104
 CANCEL_REQUEST = 80877102
-MAX_MESSAGE = 16 * 1024 * 1024  # larger messages are refused (08P01) and the connection is closed
+MAX_MESSAGE = 16 * 1024 * 1024  # default of limits.wire.max_message (limits.py): larger ones are 08P01, FATAL
 MAX_STARTUP = 10_000
 
 
 class ProtocolError(Exception):
     """The client broke the protocol: answer with 08P01 and close."""
+
+
+class EncodingError(ProtocolError):
+    """A string field is not valid UTF-8: after authentication an ErrorResponse (22021), not the end."""
 
 
 def message(kind: bytes, payload: bytes = b"") -> bytes:
@@ -34,6 +38,10 @@ def cstr(text: str) -> bytes:
 
 def auth_ok() -> bytes:
     return message(b"R", struct.pack("!i", 0))
+
+
+def auth_cleartext() -> bytes:
+    return message(b"R", struct.pack("!i", 3))
 
 
 def auth_sasl(mechanisms=("SCRAM-SHA-256",)) -> bytes:
@@ -97,6 +105,16 @@ PARSE_COMPLETE = message(b"1")
 BIND_COMPLETE = message(b"2")
 CLOSE_COMPLETE = message(b"3")
 NO_DATA = message(b"n")
+def copy_out_response(columns: int) -> bytes:
+    """CopyOutResponse: text format, every column text."""
+    return message(b"H", struct.pack("!bh", 0, columns) + struct.pack("!h", 0) * columns)
+
+
+def copy_data(data: bytes) -> bytes:
+    return message(b"d", data)
+
+
+COPY_DONE = message(b"c")
 EMPTY_QUERY = message(b"I")
 PORTAL_SUSPENDED = message(b"s")
 
@@ -141,8 +159,9 @@ class Reader:
         self.pos = end + 1
         try:
             return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ProtocolError("string is not valid UTF-8") from None
+        except UnicodeDecodeError as error:
+            bad = raw[error.start:error.start + 1].hex()
+            raise EncodingError(f'invalid byte sequence for encoding "UTF8": 0x{bad}') from None
 
 
 def parse_startup(body: bytes) -> dict[str, str]:
@@ -164,12 +183,18 @@ ITERATIONS = 4096
 class ScramServer:
     """One SCRAM-SHA-256 exchange for a known password (RFC 5802, RFC 7677, no channel binding)."""
 
-    def __init__(self, password: str):
-        self.salt = os.urandom(16)
-        salted = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), self.salt, ITERATIONS)
-        client_key = hmac.digest(salted, b"Client Key", "sha256")
-        self.stored_key = hashlib.sha256(client_key).digest()
-        self.server_key = hmac.digest(salted, b"Server Key", "sha256")
+    def __init__(self, password: str | None = None, *, verifier=None):
+        """From a password, or from a stored verifier (salt, iterations, StoredKey, ServerKey) so that
+        the password itself is never known to the server."""
+        if verifier is not None:
+            self.salt, self.iterations = verifier.salt, verifier.iterations
+            self.stored_key, self.server_key = verifier.stored_key, verifier.server_key
+        else:
+            self.salt, self.iterations = os.urandom(16), ITERATIONS
+            salted = hashlib.pbkdf2_hmac("sha256", (password or "").encode("utf-8"), self.salt, ITERATIONS)
+            client_key = hmac.digest(salted, b"Client Key", "sha256")
+            self.stored_key = hashlib.sha256(client_key).digest()
+            self.server_key = hmac.digest(salted, b"Server Key", "sha256")
         self.nonce = ""
         self.client_first_bare = ""
         self.server_first = ""
@@ -184,7 +209,7 @@ class ScramServer:
             raise ProtocolError("SCRAM: client nonce missing")
         self.client_first_bare = bare
         self.nonce = attrs["r"] + base64.b64encode(os.urandom(18)).decode()
-        self.server_first = f"r={self.nonce},s={base64.b64encode(self.salt).decode()},i={ITERATIONS}"
+        self.server_first = f"r={self.nonce},s={base64.b64encode(self.salt).decode()},i={self.iterations}"
         return self.server_first.encode()
 
     def final(self, client_final: bytes) -> bytes | None:

@@ -21,8 +21,12 @@ from canon.compiler.catalog import Catalog
 from canon.compiler.model import GRAINS
 from canon.compiler.request import QueryRequest
 
+from .datefold import fold_dates, resolve_now
+from . import types as t
+from .types import parse_array_text
 from .errors import (FEATURE_NOT_SUPPORTED, GROUPING_ERROR, SYNTAX_ERROR, UNDEFINED_COLUMN, UNDEFINED_TABLE,
                      PgError)
+from .post_aggregation import Planner, PostQuery
 from .views import ViewColumnInfo, ViewTable, dimension_oid
 
 _AGGREGATES = (exp.Sum, exp.Min, exp.Max, exp.Avg, exp.Count, exp.AnyValue)
@@ -56,13 +60,47 @@ def find_view_tables(tree: exp.Expression, views: dict[str, ViewTable]) -> list[
 
 
 def translate(tree: exp.Expression, catalog: Catalog, views: dict[str, ViewTable],
-              params: list | None = None) -> SemanticQuery:
-    """A parsed statement over one view -> a SemanticQuery. Parameters ($1..) are bound as literals."""
+              params: list | None = None, *, now: datetime | None = None) -> "SemanticQuery | PostQuery":
+    """A parsed statement over one view -> a SemanticQuery (one request, its columns picked as they are)
+    or, for SQL over a request's result (expressions, wrappers, joins of subqueries), a PostQuery.
+    Parameters ($1..) are bound as literals; constant dates (TO_DATE, NOW(), intervals) are folded."""
     tree = bind_params(tree, params)
     if not isinstance(tree, exp.Select):
         raise PgError(FEATURE_NOT_SUPPORTED, f"{tree.key.upper()} over Canon views is not supported",
                       hint="query one view with a single SELECT; UNION, INSERT and friends are not available")
-    return _Translator(catalog, views).query(_inline_ctes(tree))
+    now = now or resolve_now(catalog.settings.calendar.now)
+    tree = _any_to_in(fold_dates(_inline_ctes(tree), now))
+    try:
+        return _Translator(catalog, views).query(tree)
+    except PgError as error:
+        if error.sqlstate not in _POST_AGGREGATION_STATES:
+            raise
+    return Planner(lambda: _Translator(catalog, views)).plan(tree)
+
+
+# refusals of the one-request translation that SQL over the request's result may answer
+_POST_AGGREGATION_STATES = {FEATURE_NOT_SUPPORTED, UNDEFINED_COLUMN, UNDEFINED_TABLE, GROUPING_ERROR}
+
+
+def _any_to_in(tree: exp.Expression) -> exp.Expression:
+    """`col = ANY(ARRAY[...])` (an array parameter, as drivers bind IN lists) -> `col IN (...)`."""
+    def swap(node):
+        if isinstance(node, exp.EQ) and isinstance(node.expression, exp.Any):
+            values = node.expression.this
+            while isinstance(values, (exp.Paren, exp.Cast)):  # ANY($1::text[])
+                values = values.this
+            if isinstance(values, exp.Literal) and values.is_string:  # '{a,b}' bound as text
+                try:
+                    values = exp.Array(expressions=[literal(v) for v in parse_array_text(values.name)])
+                except ValueError:
+                    return node
+            if isinstance(values, exp.Array):
+                if not values.expressions:
+                    return exp.false()
+                return exp.In(this=node.this, expressions=list(values.expressions))
+        return node
+
+    return tree.transform(swap)
 
 
 # --- parameters -------------------------------------------------------------------------------------
@@ -81,6 +119,8 @@ def literal(value) -> exp.Expression:
         return exp.cast(exp.Literal.string(value.isoformat()), exp.DataType.Type.DATE)
     if isinstance(value, (bytes, bytearray)):
         value = bytes(value).decode("utf-8", "replace")
+    if isinstance(value, (list, tuple)):  # an array parameter
+        return exp.Array(expressions=[literal(v) for v in value])
     return exp.Literal.string(str(value))
 
 
@@ -159,7 +199,7 @@ class _Translator:
             if not isinstance(inner, exp.Select):
                 raise PgError(FEATURE_NOT_SUPPORTED, "only a SELECT may be nested in FROM")
             inner = _inline_ctes(inner)
-            plain = self._plain_projection(inner)
+            plain = self._plain_projection(inner)  # the view itself (virtual datasets, Power BI's "rows")
             if plain is not None:
                 return self._over_view(select, *plain)
             return self._wrap(select, self.query(inner))
@@ -237,8 +277,10 @@ class _Translator:
             metrics.append(view.metrics[0].ref)  # a dimension-only query lists the values that have facts
 
         conditions = []
-        if inner_where is not None:
+        if inner_where is not None:  # a virtual dataset may filter on a column it does not select
+            self.renames = {c.name.lower(): c for c in view.columns}
             conditions.append(self._filter(inner_where))
+            self.renames = renames or self.renames
         where = select.args.get("where")
         if where is not None:
             conditions.append(self._filter(where.this))
@@ -324,7 +366,10 @@ class _Translator:
 
     def _item(self, node: exp.Expression, *, where: str) -> _Item:
         if isinstance(node, exp.Cast):  # CAST(... AS DATE) and friends that BI tools wrap around columns
-            return self._item(node.this, where=where)
+            item = self._item(node.this, where=where)
+            if not _cast_keeps(node, item):  # a cast that changes the value (revenue::int) is SQL over the result
+                raise PgError(FEATURE_NOT_SUPPORTED, f"{node.sql('postgres')[:60]}: a cast over the request's result")
+            return item
         if isinstance(node, exp.Paren):
             return self._item(node.this, where=where)
         if isinstance(node, exp.Column):
@@ -469,6 +514,22 @@ class _Translator:
             return node
 
         return condition.copy().transform(swap)
+
+
+_TEXT_TYPES = {exp.DataType.Type.TEXT, exp.DataType.Type.VARCHAR, exp.DataType.Type.CHAR}
+_TIME_TYPES = {exp.DataType.Type.DATE, exp.DataType.Type.TIMESTAMP, exp.DataType.Type.TIMESTAMPTZ,
+               exp.DataType.Type.TIMESTAMPNTZ}
+
+
+def _cast_keeps(cast: exp.Cast, item: _Item) -> bool:
+    """Whether a cast leaves the column's values as they are (text to text, a date or timestamp to a time
+    type: the dimension's own grain decides), so the request can answer it directly."""
+    kind = cast.to.this if cast.to is not None else None
+    if item.oid in (t.TEXT, t.VARCHAR):
+        return kind in _TEXT_TYPES
+    if item.oid in (t.DATE, t.TIMESTAMP):
+        return kind in _TIME_TYPES
+    return False
 
 
 def _ref_column(ref: str) -> exp.Column:

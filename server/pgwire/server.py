@@ -25,13 +25,22 @@ from . import protocol as p
 from . import types as t
 from .errors import (INTERNAL_ERROR, INVALID_PASSWORD, INVALID_SQL_STATEMENT_NAME, INVALID_CURSOR_NAME,
                      PROTOCOL_VIOLATION, QUERY_CANCELED, PgError, from_canon_error)
+from .limits import AuthThrottle, WireLimits, fd_budget
+from .copy_out import CopyEncoder
 from .pgcatalog import REPORTED, SETTINGS
+from ..runtime import Identity
 from ..warehouses.base import QueryTicket
 from .session import CatalogState, Prepared, Result, Session, split_statements
 
 log = logging.getLogger("canon.pgwire")
 
 PEER_POLL_S = 0.2  # how often a running statement checks that its client is still connected
+READ_CHUNK = 64 * 1024  # a message body arrives in chunks: a declared length reserves nothing
+STATEMENT_TOO_COMPLEX = "54001"
+CHARACTER_NOT_IN_REPERTOIRE = "22021"
+TOO_MANY_CONNECTIONS = "53300"
+IDLE_SESSION_TIMEOUT = "57P05"
+INVALID_AUTHORIZATION = "28000"
 
 
 @dataclass
@@ -48,7 +57,7 @@ class Portal:
 @dataclass
 class ServerConfig:
     user: str
-    password: str
+    password: str | None
     ssl_context: ssl.SSLContext | None = None
 
 
@@ -56,18 +65,32 @@ class PgServer:
     """Shared state of one listening server: the runtime (catalog, warehouse, caps), live sessions (for
     cancels)."""
 
-    def __init__(self, runtime, config: ServerConfig):
+    def __init__(self, runtime, config: ServerConfig, limits: WireLimits | None = None):
         self.runtime = runtime
         self.state = CatalogState(runtime)
         self.config = config
+        self.limits = limits or WireLimits()
         self.connections: dict[int, "Connection"] = {}
         self._next_pid = os.getpid() % 10000 * 1000
+        # SCRAM verifiers computed once (4,096 PBKDF2 rounds), not on the event loop at every login
+        from ..runtime.authn import ScramVerifier
+
+        self.password_verifier = ScramVerifier.make(config.password) if config.password else None
+        self.unknown_user_verifier = ScramVerifier.make(secrets.token_hex(16))
+        # slots (limits.py): sockets still in startup/authentication, sessions in total and per address
+        self.pending = 0
+        self.sessions = 0
+        self.per_address: dict[str, int] = {}
+        self.throttle = AuthThrottle(self.limits)
 
     def new_pid(self) -> int:
         self._next_pid += 1
         return self._next_pid
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.pending >= self.limits.max_pending:  # a flood of sockets: keep descriptors for the rest
+            writer.transport.abort()
+            return
         connection = Connection(self, reader, writer)
         try:
             await connection.run()
@@ -79,6 +102,7 @@ class PgServer:
             log.exception("pgwire connection failed")
         finally:
             connection.cancel()  # a client that went away mid-query stops it in the engine
+            connection.release()
             self.connections.pop(connection.pid, None)
             try:
                 writer.close()
@@ -94,12 +118,19 @@ class Connection:
         self.pid = 0
         self.secret = secrets.randbits(31)
         self.session: Session | None = None
+        self.identity: Identity | None = None  # set by authenticate()
         self.statements: dict[str, Prepared] = {}
         self.portals: dict[str, Portal] = {}
         self.task: asyncio.Future | None = None
         self.cancelled = False
         self.skip_to_sync = False
         self.out: list[bytes] = []
+        peer = writer.get_extra_info("peername")
+        self.address = str(peer[0]) if isinstance(peer, tuple) and peer else "local"
+        self.max_message = server.limits.startup_max_message  # until authenticated
+        self.pending = True  # holds one of server.pending
+        self.server.pending += 1
+        self.in_session = False  # holds a session slot (sessions, per_address)
 
     # --- I/O --------------------------------------------------------------------------------------
 
@@ -118,10 +149,36 @@ class Connection:
     async def read_message(self) -> tuple[bytes, bytes]:
         header = await self.reader.readexactly(5)
         kind, length = header[:1], struct.unpack("!i", header[1:])[0]
-        if length < 4 or length > p.MAX_MESSAGE:
-            raise p.ProtocolError(f"invalid message length {length}")
-        body = await self.reader.readexactly(length - 4)
-        return kind, body
+        if length < 4 or length > self.max_message:
+            raise p.ProtocolError(f"invalid message length {length} (at most {self.max_message} bytes here)")
+        return kind, await self.read_body(length - 4)
+
+    async def read_body(self, size: int) -> bytes:
+        """`size` bytes, read as they arrive: memory grows with the bytes received, not the length declared."""
+        if size <= READ_CHUNK:
+            return await self.reader.readexactly(size)
+        body = bytearray()
+        while len(body) < size:
+            chunk = await self.reader.read(min(READ_CHUNK, size - len(body)))
+            if not chunk:
+                raise asyncio.IncompleteReadError(bytes(body), size)
+            body += chunk
+        return bytes(body)
+
+    def release(self) -> None:
+        """Give back this connection's slots (pending socket, session)."""
+        server = self.server
+        if self.pending:
+            self.pending = False
+            server.pending -= 1
+        if self.in_session:
+            self.in_session = False
+            server.sessions -= 1
+            left = server.per_address.get(self.address, 1) - 1
+            if left > 0:
+                server.per_address[self.address] = left
+            else:
+                server.per_address.pop(self.address, None)
 
     async def fatal(self, sqlstate: str, message: str) -> None:
         self.send(p.error_response(PgError(sqlstate, message, severity="FATAL").fields()))
@@ -130,17 +187,36 @@ class Connection:
     # --- startup ----------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        params = await self.startup()
-        if params is None:
+        try:
+            async with asyncio.timeout(self.server.limits.startup_timeout_s):
+                params = await self.startup()
+                if params is None or not await self.admit():
+                    return
+                if not await self.authenticate(params.get("user", "")):
+                    self.server.throttle.failed(self.address)
+                    return
+                self.server.throttle.succeeded(self.address)
+        except TimeoutError:
+            self.send(p.error_response(PgError(QUERY_CANCELED, "canceling authentication due to timeout",
+                                               severity="FATAL").fields()))
+            self.writer.write(b"".join(self.out))  # no drain: a client that reads nothing cannot hold us
             return
-        if not await self.authenticate(params.get("user", "")):
+        except p.ProtocolError as error:  # an oversized or malformed message before authentication
+            self.send(p.error_response(PgError(PROTOCOL_VIOLATION, str(error), severity="FATAL").fields()))
+            self.writer.write(b"".join(self.out))
             return
+        self.max_message = self.server.limits.max_message
+        if self.pending:
+            self.pending = False
+            self.server.pending -= 1
         self.pid = self.server.new_pid()
         self.server.connections[self.pid] = self
         database = params.get("database") or params.get("user", "canon")
-        self.session = Session(self.server.state, user=params.get("user", ""), database=database, pid=self.pid)
+        self.session = Session(self.server.state.for_identity(self.identity), user=params.get("user", ""),
+                               database=database, pid=self.pid)
+        self.session.port = (self.writer.get_extra_info("sockname") or ("", 0))[1]  # inet_server_port()
         try:
-            await asyncio.to_thread(self.server.state.get)
+            await asyncio.to_thread(self.session.state.get)
         except PgError as error:
             self.send(p.error_response(PgError(error.sqlstate, error.message, hint=error.hint, severity="FATAL").fields()))
             await self.flush()
@@ -157,6 +233,31 @@ class Connection:
         self.send(p.ready_for_query(b"I"))
         await self.flush()
         await self.loop()
+
+    async def admit(self) -> bool:
+        """A session slot for this client, after its startup packet and before authentication (where
+        PostgreSQL checks max_connections), and the wait its address earned by failed logins."""
+        server, limits, address = self.server, self.server.limits, self.address
+        retry = server.throttle.retry_after(address)
+        if retry > 0:
+            await self.fatal(INVALID_AUTHORIZATION, f"too many failed authentication attempts from {address}: "
+                                                    f"try again in {int(retry) + 1} s")
+            return False
+        if server.sessions >= limits.max_connections:
+            await self.fatal(TOO_MANY_CONNECTIONS, "sorry, too many clients already")
+            return False
+        if server.per_address.get(address, 0) >= limits.max_connections_per_address:
+            await self.fatal(TOO_MANY_CONNECTIONS, f"too many connections from {address} "
+                                                   f"(limits.wire.max_connections_per_address is "
+                                                   f"{limits.max_connections_per_address})")
+            return False
+        self.in_session = True
+        server.sessions += 1
+        server.per_address[address] = server.per_address.get(address, 0) + 1
+        delay = server.throttle.delay(address)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        return True
 
     async def startup(self) -> dict | None:
         while True:
@@ -192,8 +293,29 @@ class Connection:
             return p.parse_startup(body[4:])
 
     async def authenticate(self, user: str) -> bool:
+        """Who connects, as `self.identity`: a user declared in canon.yml (SCRAM-SHA-256 against its
+        stored verifier), the configured wire user ($CANON_PG_USER / $CANON_PG_PASSWORD or `pg:`, SCRAM),
+        or an API token sent as the password (any user name, as BI tools hold one secret; asked in
+        clear text, so use TLS off loopback). With none of these configured the server trusts its
+        clients, which `canon pg` / `canon serve` allow only on a loopback address."""
         config = self.server.config
-        scram = p.ScramServer(config.password)
+        authn = self.server.runtime.authn
+        declared = authn.declared(user)
+        if declared is not None:
+            self.identity = Identity(user, "pgwire", dict(declared.attributes))
+            return await self._scram(user, p.ScramServer(verifier=declared.verifier))
+        if config.password and user == config.user:
+            self.identity = Identity(user, "pgwire", {})
+            return await self._scram(user, p.ScramServer(verifier=self.server.password_verifier))
+        if authn.accepts_tokens:
+            return await self._token(user, authn)
+        if not authn.required and not config.password:
+            self.identity = Identity(user, "pgwire", {})
+            return True
+        # an unknown user goes through the same exchange as a known one, and fails it
+        return await self._scram(user, p.ScramServer(verifier=self.server.unknown_user_verifier), known=False)
+
+    async def _scram(self, user: str, scram: "p.ScramServer", known: bool = True) -> bool:
         self.send(p.auth_sasl())
         await self.flush()
         kind, body = await self.read_message()
@@ -212,24 +334,52 @@ class Connection:
         if kind != b"p":
             raise p.ProtocolError("expected a SASLResponse")
         final = scram.final(body)
-        if final is None or user != config.user:
+        if final is None or not known:
             await self.fatal(INVALID_PASSWORD, f'password authentication failed for user "{user}"')
             return False
         self.send(p.auth_sasl_final(final))
         return True
 
+    async def _token(self, user: str, authn) -> bool:
+        """The password is an API token (a JSON Web Token); its claims are the user's attributes."""
+        self.send(p.auth_cleartext())
+        await self.flush()
+        kind, body = await self.read_message()
+        if kind != b"p":
+            raise p.ProtocolError("expected a PasswordMessage")
+        token = p.Reader(body).cstr()
+        try:
+            self.identity = authn.verify_token(token, via="pgwire")
+        except CanonError as error:
+            await self.fatal(INVALID_PASSWORD, f'password authentication failed for user "{user}": {error.message}')
+            return False
+        return True
+
     # --- messages ---------------------------------------------------------------------------------
+
+    async def next_message(self) -> tuple[bytes, bytes]:
+        """The next message; a session idle past limits.wire.idle_session_timeout_s raises TimeoutError."""
+        idle = self.server.limits.idle_session_timeout_s
+        if idle <= 0:
+            return await self.read_message()
+        async with asyncio.timeout(idle):
+            return await self.read_message()
 
     async def loop(self) -> None:
         while True:
             try:
-                kind, body = await self.read_message()
+                kind, body = await self.next_message()
             except p.ProtocolError as error:
                 await self.fatal(PROTOCOL_VIOLATION, str(error))
+                return
+            except TimeoutError:
+                await self.fatal(IDLE_SESSION_TIMEOUT, "terminating connection due to idle-session timeout")
                 return
             if kind == b"X":
                 return
             if self.skip_to_sync and kind not in (b"S",):
+                if kind == b"H":  # a Flush still flushes while skipping to Sync (postgres.js waits on it)
+                    await self.flush()
                 continue
             try:
                 if kind == b"Q":
@@ -256,11 +406,13 @@ class Connection:
                     raise PgError("0A000", "the function call protocol is not supported")
                 else:
                     raise p.ProtocolError(f"unknown message type {kind!r}")
-            except PgError as error:
+            except (PgError, p.EncodingError) as error:
+                if isinstance(error, p.EncodingError):  # PostgreSQL: an error, not the end of the session
+                    error = PgError(CHARACTER_NOT_IN_REPERTOIRE, str(error))
                 self.report(error, extended=kind != b"Q")
                 if kind == b"Q":
                     self.send(p.ready_for_query(self.session.tx.encode()))
-                    await self.flush()
+                await self.flush()  # PostgreSQL sends an error at once, not at the next Sync
             except p.ProtocolError as error:
                 await self.fatal(PROTOCOL_VIOLATION, str(error))
                 return
@@ -298,6 +450,9 @@ class Connection:
             raise from_canon_error(error) from None
         except PgError:
             raise
+        except RecursionError:  # nesting deeper than the parser's stack (3,000 parentheses, NOT NOT ...)
+            raise PgError(STATEMENT_TOO_COMPLEX, "statement is too complex: expressions are nested too deeply",
+                          hint="nest fewer parentheses, NOTs or function calls") from None
         except Exception as error:
             log.exception("statement failed")
             raise PgError(INTERNAL_ERROR, f"internal error: {type(error).__name__}: {error}") from None
@@ -338,14 +493,20 @@ class Connection:
             self.after_utility(prepared)
             self.send_notices(result)
             if result.columns is not None:
-                self.send(p.row_description(result.columns, []))
-                feed = RowFeed(result, [])
+                if prepared.copy is not None:  # COPY (SELECT …) TO STDOUT: CopyOutResponse, CopyData…, CopyDone
+                    feed = CopyFeed(result, prepared.copy)
+                    self.send(feed.start())
+                else:
+                    self.send(p.row_description(result.columns, []))
+                    feed = RowFeed(result, [])
                 try:
                     while not feed.finished:
                         await self.send_feed(feed, 0)
                 except PgError as error:
                     self.report(error, extended=False)
                     break
+                if prepared.copy is not None:
+                    self.send(p.COPY_DONE)
                 self.send(p.command_complete(feed.tag()))
             else:
                 self.send(p.command_complete(result.tag))
@@ -384,6 +545,9 @@ class Connection:
         count = reader.int16()
         oids = [reader.uint32() for _ in range(max(count, 0))]
         prepared = await self.call(self.session.prepare, text, oids)
+        if prepared.copy is not None:
+            raise PgError("0A000", "COPY … TO STDOUT runs as a simple query, not a prepared statement",
+                          hint="send it with the simple query protocol (psql's \\copy does)")
         if name and name in self.statements:
             raise PgError("42P05", f'prepared statement "{name}" already exists')
         self.statements[name] = prepared
@@ -553,6 +717,27 @@ class RowFeed:
         return f"SELECT {self.sent}" if tag.startswith("SELECT") else tag
 
 
+class CopyFeed(RowFeed):
+    """A result as COPY data (`COPY (SELECT …) TO STDOUT`): each row one CopyData message in the text
+    or CSV format, cells as their PostgreSQL text (copy_out.py)."""
+
+    def __init__(self, result: Result, options):
+        super().__init__(result, [])
+        self.encoder = CopyEncoder(options, [name for name, _ in result.columns])
+
+    def start(self) -> bytes:
+        header = self.encoder.header()
+        return p.copy_out_response(len(self.oids)) + (p.copy_data(header) if header is not None else b"")
+
+    def encode_rows(self, rows: list[tuple]) -> bytes:
+        encoders = self.encoders
+        return b"".join(p.copy_data(self.encoder.line([None if v is None else encode(v).decode("utf-8")
+                                                        for encode, v in zip(encoders, row)])) for row in rows)
+
+    def tag(self) -> str:
+        return f"COPY {self.sent}"
+
+
 _INT32 = struct.Struct("!i")
 MEMO_CELLS = 4096  # remembered cells per column and result
 # types whose equal values always encode alike (not floats: -0.0 == 0.0; not Decimals: 1.5 == 1.50;
@@ -608,6 +793,14 @@ def _text_encoder(oid: int):
 # --- starting -------------------------------------------------------------------------------------------
 
 
+def wire_limits(runtime) -> WireLimits:
+    """canon.yml's limits.wire (validated), with sockets kept within the process's descriptors."""
+    from ..project import load_config
+
+    project = getattr(runtime, "project", None)
+    return WireLimits.from_config(load_config(project) if project is not None else {}).within(fd_budget())
+
+
 def make_ssl_context(certfile: str | None, keyfile: str | None) -> ssl.SSLContext | None:
     if not certfile:
         return None
@@ -616,12 +809,13 @@ def make_ssl_context(certfile: str | None, keyfile: str | None) -> ssl.SSLContex
     return context
 
 
-async def serve(runtime, host: str, port: int, user: str, password: str, *,
-                ssl_context: ssl.SSLContext | None = None, ready=None) -> None:
+async def serve(runtime, host: str, port: int, user: str, password: str | None, *,
+                ssl_context: ssl.SSLContext | None = None, ready=None, limits: WireLimits | None = None) -> None:
     """Serve the runtime's views until cancelled. `ready(port)` is called once listening (port 0 picks
-    a free one)."""
-    server = PgServer(runtime, ServerConfig(user, password, ssl_context))
-    listener = await asyncio.start_server(server.handle, host, port, limit=p.MAX_MESSAGE)
+    a free one). `limits`: by default canon.yml's limits.wire (a ConfigError when invalid)."""
+    server = PgServer(runtime, ServerConfig(user, password, ssl_context), limits or wire_limits(runtime))
+    # the reader's buffer stops reading past 2 x limit: bodies are read in chunks of this size anyway
+    listener = await asyncio.start_server(server.handle, host, port, limit=READ_CHUNK)
     bound = listener.sockets[0].getsockname()[1]
     if ready is not None:
         ready(bound)
@@ -644,10 +838,11 @@ class PgServerHandle:
 
 
 def start_pg_server(runtime, host: str = "127.0.0.1", port: int = 5433,
-                    user: str = "canon", password: str = "canon", *, ssl_context=None) -> PgServerHandle:
+                    user: str = "canon", password: str | None = None, *, ssl_context=None) -> PgServerHandle:
     """Start the PostgreSQL wire server in a background thread (for `canon serve --pg-port`), on the
     same runtime as the HTTP API (a new catalog version rebuilds the pg_catalog emulation). Returns
     once listening; `.stop()` shuts it down."""
+    limits = wire_limits(runtime)  # here, so a bad limits.wire is the caller's ConfigError
     loop = asyncio.new_event_loop()
     started = threading.Event()
     holder: dict = {}
@@ -659,7 +854,7 @@ def start_pg_server(runtime, host: str = "127.0.0.1", port: int = 5433,
     def main():
         asyncio.set_event_loop(loop)
         task = loop.create_task(serve(runtime, host, port, user, password,
-                                      ssl_context=ssl_context, ready=ready))
+                                      ssl_context=ssl_context, ready=ready, limits=limits))
         holder["task"] = task
         try:
             loop.run_until_complete(task)
@@ -677,10 +872,18 @@ def start_pg_server(runtime, host: str = "127.0.0.1", port: int = 5433,
     return PgServerHandle(host, holder["port"], thread, loop, holder.get("task"))
 
 
-def credentials(config: dict) -> tuple[str, str]:
-    """User and password: $CANON_PG_USER / $CANON_PG_PASSWORD, else canon.yml `pg: {user, password}`,
-    else canon / canon (for local use; the server listens on loopback by default)."""
+def credentials(config: dict) -> tuple[str, str | None]:
+    """The one configured wire user, if any: $CANON_PG_USER / $CANON_PG_PASSWORD, else canon.yml
+    `pg: {user, password}`. There is no default password: with none set (and no tokens or `users:`),
+    the server trusts its clients and listens only on loopback."""
     section = config.get("pg") if isinstance(config.get("pg"), dict) else {}
     user = os.environ.get("CANON_PG_USER") or section.get("user") or "canon"
-    password = os.environ.get("CANON_PG_PASSWORD") or section.get("password") or "canon"
-    return str(user), str(password)
+    password = os.environ.get("CANON_PG_PASSWORD") or section.get("password") or None
+    return str(user), (str(password) if password else None)
+
+
+def check_open_bind(runtime, host: str, password: str | None) -> None:
+    """Serving SQL without any authentication is for this machine only."""
+    if password:
+        return
+    runtime.authn.check_bind(host, "the PostgreSQL wire server")

@@ -24,9 +24,11 @@ from ..runtime import Identity
 from ..warehouses.base import QueryTicket
 
 from . import types as t
+from .dialect import PG
 from .errors import (FEATURE_NOT_SUPPORTED, IN_FAILED_TRANSACTION, INVALID_CURSOR_NAME, SYNTAX_ERROR,
                      UNDEFINED_OBJECT, PgError, from_canon_error)
 from .pgcatalog import SETTINGS, PgCatalog
+from .post_aggregation import Engine, PostQuery
 from .semantic import SemanticQuery, find_view_tables, param_index, translate
 from .views import ViewTable, view_tables
 
@@ -62,6 +64,7 @@ class Prepared:
     tokens: list = field(default_factory=list)
     param_count: int = 0
     param_oids: list[int] = field(default_factory=list)
+    copy: object | None = None  # COPY (…) TO STDOUT: its CopyOptions (copy_out.py)
 
 
 class CatalogState:
@@ -73,8 +76,10 @@ class CatalogState:
         self._lock = threading.Lock()
         self._current: tuple[Catalog, dict[str, ViewTable], PgCatalog] | None = None
 
-    def get(self) -> tuple[Catalog, dict[str, ViewTable], PgCatalog]:
+    def get(self, grant=None) -> tuple[Catalog, dict[str, ViewTable], PgCatalog]:
         catalog = self.runtime.catalog
+        if grant is not None and not grant.open:
+            return self._granted(catalog, grant)
         current = self._current
         if current is not None and current[0] is catalog:
             return current
@@ -84,11 +89,35 @@ class CatalogState:
                 self._current = (catalog, views, PgCatalog(views))
             return self._current
 
+    def _granted(self, catalog: Catalog, grant):
+        """Views and pg_catalog without what an access grant hides: one emulation per distinct grant."""
+        with self._lock:
+            if getattr(self, "_granted_for", None) is not catalog:
+                self._granted_for, self._by_grant = catalog, {}
+            found = self._by_grant.get(grant.key)
+            if found is None:
+                views = view_tables(catalog, grant)
+                found = self._by_grant[grant.key] = (catalog, views, PgCatalog(views))
+            return found
+
+    def for_identity(self, identity: Identity) -> "IdentityState":
+        return IdentityState(self, identity)
+
+
+class IdentityState:
+    """The catalog state as one connected user sees it (their access grant applied)."""
+
+    def __init__(self, base: CatalogState, identity: Identity):
+        self.base, self.identity, self.runtime = base, identity, base.runtime
+
+    def get(self) -> tuple[Catalog, dict[str, ViewTable], PgCatalog]:
+        return self.base.get(self.runtime.grant(self.identity))
+
 
 def split_statements(text: str) -> list[str]:
     """A simple Query may hold several statements separated by ';' (split on tokens, not text)."""
     try:
-        tokens = sqlglot.tokenize(text, read="postgres")
+        tokens = sqlglot.tokenize(text, read=PG)
     except (TokenError, ValueError):
         return [text]
     parts, start = [], 0
@@ -111,12 +140,12 @@ def _tokens(text: str) -> list[Tok]:
     """The statement's tokens. sqlglot reads the rest of a command (DECLARE, FETCH, SHOW, EXPLAIN) as
     one string token; that rest is tokenized again so its words can be read."""
     try:
-        raw = sqlglot.tokenize(text, read="postgres")
+        raw = sqlglot.tokenize(text, read=PG)
         tokens = [Tok(tok.text, tok.token_type, tok.start) for tok in raw]
         if len(tokens) == 2 and tokens[1].token_type == TokenType.STRING and raw[0].token_type in (
                 TokenType.COMMAND, TokenType.FETCH, TokenType.SHOW):
             offset = raw[0].end + 1
-            rest = sqlglot.tokenize(text[offset:], read="postgres")
+            rest = sqlglot.tokenize(text[offset:], read=PG)
             tokens = tokens[:1] + [Tok(tok.text, tok.token_type, tok.start + offset) for tok in rest]
         return tokens
     except (TokenError, ValueError) as error:
@@ -127,6 +156,7 @@ class Session:
     def __init__(self, state: CatalogState, *, user: str, database: str, pid: int):
         self.state = state
         self.runtime = state.runtime
+        self.identity: Identity = getattr(state, "identity", None) or Identity(user=user, via="pgwire")
         self.ticket: QueryTicket | None = None  # the running query's; a CancelRequest stops it in the engine
         self.user = user
         self.database = database
@@ -134,9 +164,11 @@ class Session:
         self.tx = "I"  # I idle, T in transaction, E failed transaction
         self.settings: dict[str, str] = {}
         self.cursors: dict[str, "Cursor"] = {}
+        self.port: int | None = None  # the server's port, for inet_server_port() (set by server.py)
 
     def info(self) -> dict:
-        return {"user": self.user, "database": self.database, "pid": self.pid, "settings": self.settings}
+        return {"user": self.user, "database": self.database, "pid": self.pid, "settings": self.settings,
+                "port": self.port}
 
     # --- preparing ------------------------------------------------------------------------------------
 
@@ -158,6 +190,12 @@ class Session:
                 raise PgError(SYNTAX_ERROR, "DECLARE name CURSOR FOR <query>")
             inner = self._prepare_query(text[tokens[query_at + 1].start:])
             prepared = replace(inner, kind="declare", text=text, keyword=keyword, tokens=tokens)
+        elif keyword == "COPY":  # only COPY (query) TO STDOUT: the query runs as any other
+            from .copy_out import parse_copy
+
+            statement = parse_copy(text, tokens)
+            prepared = replace(self._prepare_query(statement.query), text=text, keyword=keyword,
+                               copy=statement.options)
         elif keyword in READ_ONLY:
             prepared = Prepared(text, "readonly", keyword, tokens=tokens)
         else:
@@ -172,12 +210,12 @@ class Session:
 
     def _prepare_query(self, text: str) -> Prepared:
         try:
-            trees = [tree for tree in sqlglot.parse(text, read="postgres") if tree is not None]
+            trees = [tree for tree in sqlglot.parse(text, read=PG) if tree is not None]
         except (ParseError, TokenError) as error:
             raise PgError(SYNTAX_ERROR, f"syntax error: {_first_line(error)}") from None
         if len(trees) != 1:
             raise PgError(SYNTAX_ERROR, "one statement at a time here", hint="split the statements")
-        tree = trees[0]
+        tree = trees[0].transform(_escape_strings)
         _, views, _ = self.state.get()
         kind = "semantic" if find_view_tables(tree, views) else "catalog"
         return Prepared(text, kind, tree=tree)
@@ -197,6 +235,10 @@ class Session:
                 parent = parent.parent
             if isinstance(parent, (exp.Limit, exp.Offset)):
                 found[index] = t.INT8
+            elif isinstance(parent, exp.Any):  # col = ANY($1): an array of the column's type
+                col = parent.parent.this if isinstance(parent.parent, exp.Binary) else None
+                element = columns.get(col.name.lower(), t.TEXT) if isinstance(col, exp.Column) else t.TEXT
+                found[index] = next((a for a, e in t.ARRAY_ELEMENTS.items() if e == element), t.TEXT_ARRAY)
             elif isinstance(parent, exp.Cast):
                 found[index] = _cast_oid(parent)
             elif isinstance(parent, (exp.Binary, exp.In, exp.Between)):
@@ -216,6 +258,8 @@ class Session:
         """Result columns of a statement without running it (None: no rows)."""
         if prepared.kind == "semantic":
             query = self._translate(prepared, params)
+            if isinstance(query, PostQuery):
+                return Engine().run(query, None)[0]  # the SQL over empty results: its columns and types
             return [(o.name, o.oid) for o in query.outputs]
         if prepared.kind == "catalog":
             return self.execute(prepared, params or [None] * prepared.param_count).columns
@@ -234,7 +278,10 @@ class Session:
             if prepared.kind == "empty":
                 return Result(None, tag="")
             if prepared.kind == "semantic":
-                return self._run_semantic(self._translate(prepared, params))
+                query = self._translate(prepared, params)
+                if isinstance(query, PostQuery):
+                    return self._run_post(query)
+                return self._run_semantic(query)
             if prepared.kind == "catalog":
                 _, _, pgcat = self.state.get()
                 from .semantic import bind_params
@@ -245,10 +292,17 @@ class Session:
                 if prepared.tree is None or find_view_tables(prepared.tree, self.state.get()[1]) == []:
                     raise PgError(FEATURE_NOT_SUPPORTED, "EXPLAIN works on queries over Canon's views")
                 query = self._translate(prepared, params)
-                compiled = self.runtime.prepare(self._request(query), identity=self._identity(),
-                                                catalog=self.state.get()[0]).compiled
-                sql = compiled.tree.sql(dialect=compiled.dialect, pretty=True)
-                lines = [(line,) for line in sql.splitlines()]
+                requests = [level.request for level in query.levels] if isinstance(query, PostQuery) \
+                    else [self._request(query)]
+                lines = []
+                for request in requests:
+                    compiled = self.runtime.prepare(request, identity=self._identity(),
+                                                    catalog=self.state.get()[0]).compiled
+                    sql = compiled.tree.sql(dialect=compiled.dialect, pretty=True)
+                    lines += [(line,) for line in sql.splitlines()]
+                if isinstance(query, PostQuery):
+                    lines += [("-- then, over that result:",)] + [
+                        (line,) for line in query.tree.sql(dialect="postgres", pretty=True).splitlines()]
                 return Result([("QUERY PLAN", t.TEXT)], lines, "EXPLAIN")
             if prepared.kind == "declare":
                 return self._declare(prepared, params)
@@ -265,8 +319,26 @@ class Session:
             params = list(params or []) + [None] * (prepared.param_count - len(params or []))
         try:
             return translate(prepared.tree, catalog, views, params)
-        except CanonError as error:
-            raise from_canon_error(error) from None
+        except (CanonError, PgError) as error:
+            refused = error if isinstance(error, PgError) else from_canon_error(error)
+            if refused.sqlstate in ("42703", "42P01") and self._hidden(prepared, params):
+                raise PgError("42501", f"permission denied: the query reads a view or column that the access "
+                                       f"policies hide from user {self.identity.user!r}",
+                              hint="ask for the columns listed in information_schema.columns") from None
+            raise refused from None
+
+    def _hidden(self, prepared: Prepared, params) -> bool:
+        """The query would translate against the unrestricted views: what it names exists, but not
+        for this user (PostgreSQL answers 42501 there, not "does not exist")."""
+        base = getattr(self.state, "base", None)
+        if base is None:
+            return False
+        catalog, views, _ = base.get()
+        try:
+            translate(prepared.tree.copy(), catalog, views, params)
+            return True
+        except Exception:  # noqa: BLE001 — any failure: it is not merely hidden
+            return False
 
     @staticmethod
     def _request(query: SemanticQuery):
@@ -276,7 +348,27 @@ class Session:
         return request
 
     def _identity(self) -> Identity:
-        return Identity(user=self.user, via="pgwire")
+        return self.identity
+
+    def _run_post(self, query: PostQuery) -> Result:
+        """Each level's request through the runtime (rows in memory, bounded by its row cap), then the
+        checked SQL over them in a private DuckDB (post_aggregation.Engine)."""
+        catalog, _, _ = self.state.get()
+        rows_by_level, notices = [], []
+        for level in query.levels:
+            prepared = self.runtime.prepare(level.request, identity=self._identity(), catalog=catalog)
+            notices += list(prepared.warnings)
+            index = {key: i for i, (key, _) in enumerate(prepared.compiled.columns)}
+            picks = [index[key] for _, key, _ in level.columns]
+            rows = [tuple(row[i] for i in picks) for batch in self.runtime.stream(prepared, ticket=self.ticket)
+                    for row in batch]
+            rows_by_level.append(rows)
+        engine = Engine(max_rows=self.runtime.limits.max_rows)
+        columns, rows = engine.run(query, rows_by_level)
+        if engine.truncated:
+            notices.append(f"the result has more than {engine.max_rows:,} rows and was cut there; "
+                           "add filters or a limit")
+        return Result(columns, rows, f"SELECT {len(rows)}", notices=notices)
 
     def _run_semantic(self, query: SemanticQuery) -> Result:
         """Start the query through the runtime; its rows stream to the client in batches (server.py)."""
@@ -358,7 +450,7 @@ class Session:
 
     def _set(self, text: str, words: list[str]) -> None:
         try:
-            tree = sqlglot.parse_one(text, read="postgres")
+            tree = sqlglot.parse_one(text, read=PG)
         except (ParseError, TokenError):
             return
         if not isinstance(tree, exp.Set):
@@ -434,10 +526,21 @@ class Cursor:
 
 def _cast_oid(cast: exp.Cast) -> int:
     name = cast.to.sql("postgres").lower() if cast.to is not None else ""
+    if name.endswith("[]"):  # $1::text[] -> the array type of its element
+        element = _cast_oid(exp.Cast(this=cast.this, to=exp.DataType.build(name[:-2], dialect="postgres")))
+        return next((a for a, e in t.ARRAY_ELEMENTS.items() if e == element), t.TEXT_ARRAY)
     return {"int": t.INT4, "integer": t.INT4, "bigint": t.INT8, "int8": t.INT8, "smallint": t.INT2,
             "text": t.TEXT, "varchar": t.VARCHAR, "date": t.DATE, "timestamp": t.TIMESTAMP,
+            "timestamptz": t.TIMESTAMPTZ, "timestamp with time zone": t.TIMESTAMPTZ,
             "boolean": t.BOOL, "bool": t.BOOL, "numeric": t.NUMERIC, "double precision": t.FLOAT8,
             "oid": t.OID, "regclass": t.TEXT, "name": t.TEXT}.get(name, t.TEXT)
+
+
+def _escape_strings(node: exp.Expression) -> exp.Expression:
+    """E'...' (escapes already read by the tokenizer) and $$...$$ (dollar-quoted) are plain strings."""
+    if isinstance(node, (exp.ByteString, exp.RawString)):  # E'...' and $$...$$
+        return exp.Literal.string(node.name)
+    return node
 
 
 def _first_line(error: Exception) -> str:

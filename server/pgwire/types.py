@@ -253,9 +253,12 @@ def decode_param(data: bytes | None, fmt: int, oid: int):
             if oid == BOOL:
                 return text.lower() in ("t", "true", "1", "yes", "on")
             if oid == DATE:
-                return date.fromisoformat(text)
+                return parse_date(text)
             if oid in (TIMESTAMP, TIMESTAMPTZ):
-                return datetime.fromisoformat(text.replace(" ", "T"))
+                return parse_timestamp(text, with_zone=oid == TIMESTAMPTZ)
+            if oid in ARRAY_ELEMENTS:
+                return [None if v is None else decode_param(v.encode("utf-8"), 0, ARRAY_ELEMENTS[oid])
+                        for v in parse_array_text(text)]
         except (ValueError, InvalidOperation):
             raise ParameterError(f"invalid input {text!r} for a parameter of type {TYPE_NAMES.get(oid, oid)}") from None
         return text
@@ -280,6 +283,10 @@ def decode_param(data: bytes | None, fmt: int, oid: int):
             return _PG_EPOCH_DT + timedelta(microseconds=struct.unpack("!q", data)[0])
         if oid == NUMERIC:
             return _decode_numeric(data)
+        if oid in ARRAY_ELEMENTS:
+            return _decode_array(data)
+        if oid in (TEXT, VARCHAR, NAME, BPCHAR, UNKNOWN):
+            return data.decode("utf-8")
     except struct.error:
         raise ParameterError(f"malformed binary parameter of type {TYPE_NAMES.get(oid, oid)}") from None
     return data.decode("utf-8")
@@ -295,3 +302,109 @@ def _decode_numeric(data: bytes) -> Decimal:
         value += Decimal(d) * (Decimal(10000) ** (weight - i))
     value = -value if sign == 0x4000 else value
     return value.quantize(Decimal(1).scaleb(-dscale)) if dscale else value
+
+
+# --- dates, timestamps and arrays as PostgreSQL's date_in / timestamp_in / array_in read them -----------
+
+ARRAY_ELEMENTS = {name_oid: element for _, name_oid, _, category, _, element in BUILTIN_TYPES
+                  if category == "A" and element}
+
+
+def _split_zone(text: str) -> tuple[str, str]:
+    """'2025-01-01 00:00:00+00' -> ('2025-01-01 00:00:00', '+00'); a trailing Z, UTC or GMT is a zone too."""
+    body = text.strip()
+    for suffix in ("Z", "UTC", "GMT", "z"):
+        if body.endswith(suffix) and len(body) > 10:
+            return body[: -len(suffix)].rstrip(), "+00:00"
+    at = max(body.rfind("+"), body.rfind("-"))
+    if at > 10:  # past the date's own dashes
+        return body[:at].rstrip(), body[at:]
+    return body, ""
+
+
+def _zone(text: str) -> timezone | None:
+    if not text:
+        return None
+    sign = -1 if text[0] == "-" else 1
+    digits = text[1:].replace(":", "")
+    if not digits.isdigit() or len(digits) not in (1, 2, 4, 6):
+        raise ValueError(text)
+    digits = digits.zfill(2) if len(digits) == 1 else digits
+    hours, minutes, seconds = int(digits[:2]), int(digits[2:4] or 0), int(digits[4:6] or 0)
+    return timezone(sign * timedelta(hours=hours, minutes=minutes, seconds=seconds))
+
+
+def parse_timestamp(text: str, *, with_zone: bool) -> datetime:
+    """ISO forms date_in/timestamp_in accept: 'T' or ' ' between date and time, 0-9 fraction digits,
+    zones as Z, +HH, +HHMM, +HH:MM, with or without a space before them. A timestamptz becomes UTC (the
+    session's TimeZone); a plain timestamp ignores the zone, as PostgreSQL does."""
+    body, zone_text = _split_zone(text)
+    body = body.replace("T", " ").strip()
+    day, _, clock = body.partition(" ")
+    if "." in clock:
+        clock, fraction = clock.split(".", 1)
+        clock += "." + (fraction + "000000")[:6]
+    value = datetime.fromisoformat(day + ("T" + clock if clock else ""))
+    zone = _zone(zone_text)
+    if with_zone and zone is not None:
+        value = value.replace(tzinfo=zone).astimezone(timezone.utc).replace(tzinfo=None)
+    return value
+
+
+def parse_date(text: str) -> date:
+    """A date, also from a timestamp text ('2025-01-01 +00', '2025-01-01T00:00:00.000Z'): its date part."""
+    return parse_timestamp(text, with_zone=False).date()
+
+
+def parse_array_text(text: str) -> list[str | None]:
+    """A one-dimensional array literal '{a,"b c",NULL}' -> its elements (NULL unquoted -> None)."""
+    text = text.strip()
+    if not (text.startswith("{") and text.endswith("}")):
+        raise ValueError(text)
+    items: list[str | None] = []
+    i, body = 0, text[1:-1]
+    if not body.strip():
+        return items
+    while i <= len(body):
+        while i < len(body) and body[i] == " ":
+            i += 1
+        if i < len(body) and body[i] == '"':
+            i += 1
+            chars = []
+            while i < len(body) and body[i] != '"':
+                if body[i] == "\\" and i + 1 < len(body):
+                    i += 1
+                chars.append(body[i])
+                i += 1
+            i += 1
+            items.append("".join(chars))
+            end = body.find(",", i)
+        else:
+            end = body.find(",", i)
+            raw = (body[i:] if end == -1 else body[i:end]).strip()
+            if raw.startswith("{"):
+                raise ValueError("multi-dimensional arrays are not supported")
+            items.append(None if raw.upper() == "NULL" else raw)
+        if end == -1:
+            break
+        i = end + 1
+    return items
+
+
+def _decode_array(data: bytes) -> list:
+    ndim, _, element = struct.unpack("!iiI", data[:12])
+    if ndim == 0:
+        return []
+    if ndim != 1:
+        raise ParameterError("multi-dimensional array parameters are not supported")
+    count, _ = struct.unpack("!ii", data[12:20])
+    at, out = 20, []
+    for _ in range(count):
+        size = struct.unpack("!i", data[at:at + 4])[0]
+        at += 4
+        if size == -1:
+            out.append(None)
+            continue
+        out.append(decode_param(data[at:at + size], 1, element))
+        at += size
+    return out

@@ -51,20 +51,28 @@ def dimension_oid(catalog: Catalog, ref: str) -> tuple[int, bool]:
     return t.KIND_OIDS.get(dim.type, t.TEXT), False
 
 
-def view_tables(catalog: Catalog) -> dict[str, ViewTable]:
+def view_tables(catalog: Catalog, grant=None) -> dict[str, ViewTable]:
+    """The catalog's views as tables; under an access grant, without the columns it hides (a view left
+    with no metric is not shown at all)."""
     tables = {}
     for name, view in sorted(catalog.views.items()):
         columns = []
         for item in view.dimensions:
             ref = item if isinstance(item, str) else item.ref
+            if grant is not None and not _dimension_allowed(catalog, grant, ref):
+                continue
             col = (None if isinstance(item, str) else item.name) or ref.replace(".", "_")
             oid, is_time = dimension_oid(catalog, ref)
             columns.append(ViewColumnInfo(col, ref, "dimension", oid, _dimension_description(catalog, ref), is_time))
         for metric in view.metrics:
+            if grant is not None and not grant.queryable(catalog, metric):
+                continue
             definition = catalog.metrics.get(metric)
             text = " ".join(((definition.label or "") + ". " if definition and definition.label else "").split()
                             + (definition.description or "").split()) if definition else ""
             columns.append(ViewColumnInfo(metric, metric, "metric", t.NUMERIC, text))
+        if not any(c.kind == "metric" for c in columns):
+            continue
         table = ViewTable(name, " ".join((view.description or view.label or "").split()), tuple(columns))
         table.by_name.update({c.name.lower(): c for c in columns})
         tables[name] = table
@@ -78,3 +86,13 @@ def _dimension_description(catalog: Catalog, ref: str) -> str:
     model = catalog.model_for(parts[0])
     dim = model.dimensions.get(parts[1]) if model is not None and len(parts) > 1 else None
     return " ".join(((dim.definition.description or dim.definition.label or "") if dim else "").split())
+
+
+def _dimension_allowed(catalog: Catalog, grant, ref: str) -> bool:
+    if ref.split(".")[0] == "metric_time":
+        return grant.allows_dimension(catalog, "metric_time")
+    parts = ref.split(".")
+    model = catalog.model_for(parts[0])
+    dim = (model.dimensions.get(parts[1]) or catalog.extension_dimension(parts[0], parts[1])) \
+        if model is not None and len(parts) > 1 else None
+    return grant.allows_dimension(catalog, dim if dim is not None else ref)

@@ -9,8 +9,11 @@ How an event reaches the warehouse table `recommendation_feedback`
    the next instant.
 2. `load_into_warehouse` copies journal events into the table, idempotently on `event_id`
    (events already in the table are skipped), creating the table when it is missing:
-   - PostgreSQL: right after each accepted event (an INSERT), and the whole journal on server start,
-     so events accepted before a crash are loaded when the server comes back;
+   - PostgreSQL: `PostgresFeedbackSync` inserts each accepted event right after it is journalled.
+     When that fails (PostgreSQL down or unreachable) the event stays in the journal and the sync
+     falls "behind": a background thread replays the whole journal every RETRY_S seconds until it
+     succeeds, so events accepted during an outage reach the table once PostgreSQL is back, without a
+     restart. A server start replays the journal too (events accepted before a crash);
    - DuckDB: the query processes hold the file read-only, so the journal is loaded when the server
      starts (before it opens the warehouse) and by `canon recommendations load-feedback`; a running
      DuckDB-backed server counts new events after its next start.
@@ -39,6 +42,7 @@ EVENTS = ("shown", "clicked", "purchased", "dismissed")
 COLUMNS = (("event_id", "VARCHAR"), ("customer_id", "BIGINT"), ("product_id", "BIGINT"), ("event", "VARCHAR"),
            ("recommendation_id", "VARCHAR"), ("occurred_at", "TIMESTAMP"), ("received_at", "TIMESTAMP"))
 BATCH = 500
+RETRY_S = 5.0  # how often a sync that is behind replays the journal into PostgreSQL
 
 
 def _utc_naive(value: dt.datetime) -> dt.datetime:
@@ -189,3 +193,100 @@ def load_into_warehouse(url: str, journal: FeedbackJournal) -> int:
         return inserted
     finally:
         connection.close()
+
+
+class PostgresFeedbackSync:
+    """Keeps the PostgreSQL table in step with the journal, through outages.
+
+        sync = PostgresFeedbackSync(journal, url).start()   # replays the journal at once, in the background
+        in_warehouse = sync.deliver(event)                    # after journal.append(event)
+        sync.stop()
+
+    Every write (one event, or a replay of the whole journal) holds one lock, so a replay and a delivery
+    never insert the same event twice, and "behind" is only cleared by a replay that started after the
+    last failure. Replays are idempotent on event_id, so one that overlaps a delivery is harmless."""
+
+    def __init__(self, journal: FeedbackJournal, url: str, *, retry_s: float | None = None):
+        self.journal = journal
+        self.url = url
+        self.retry_s = RETRY_S if retry_s is None else retry_s
+        self.replayed = 0  # events the replays have inserted (the ones deliveries could not)
+        self.last_error: str | None = None
+        self._writer = None
+        self._lock = threading.Lock()
+        self._behind = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="canon-feedback-sync", daemon=True)
+
+    @property
+    def behind(self) -> bool:
+        """Some journalled events may not be in the table yet."""
+        return self._behind.is_set()
+
+    def start(self, *, replay: bool = True) -> "PostgresFeedbackSync":
+        """`replay`: the journal may hold events not in the table (the caller has not just loaded it)."""
+        if replay and self.journal.path.exists():
+            self._behind.set()  # events accepted before this start: replay them (at once)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._behind.set()  # wake the thread
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        with self._lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+
+    def deliver(self, event: dict) -> bool:
+        """Insert one journalled event; False when PostgreSQL could not take it (a replay will)."""
+        with self._lock:
+            try:
+                load_events(self._connection().execute, "postgres", [event])
+                return True
+            except Exception as error:  # noqa: BLE001 — in the journal; the replay thread loads it later
+                self._failed(error)
+                log.warning("feedback %s journalled, not yet in the warehouse (replayed when it is back): %s",
+                            event.get("event_id"), error)
+                return False
+
+    def replay(self) -> int:
+        """Load the whole journal now; raises when PostgreSQL cannot take it (then still behind)."""
+        with self._lock:
+            try:
+                inserted = load_events(self._connection().execute, "postgres", self.journal.events())
+            except Exception as error:
+                self._failed(error)
+                raise
+            self._behind.clear()
+            self.last_error = None
+            self.replayed += inserted
+            return inserted
+
+    def _connection(self):
+        if self._writer is None:
+            from ..warehouses.postgres import PostgresWarehouse
+
+            self._writer = PostgresWarehouse(self.url)  # read-write (queries use read-only connections)
+        return self._writer
+
+    def _failed(self, error: Exception) -> None:
+        self.last_error = f"{type(error).__name__}: {error}"
+        self._behind.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._behind.wait()
+            if self._stop.is_set():
+                return
+            try:
+                inserted = self.replay()
+                if inserted:
+                    log.warning("recommendation feedback: %d journalled event(s) replayed into the warehouse",
+                                inserted)
+                continue
+            except Exception as error:  # noqa: BLE001 — PostgreSQL still away: try again later
+                log.info("recommendation feedback replay failed, retrying in %g s: %s", self.retry_s, error)
+            self._stop.wait(self.retry_s)

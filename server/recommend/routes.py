@@ -3,7 +3,9 @@
     install(app, project, warehouse_url)   # in server.http_api.create_app
 
 `install` adds the router and wraps the app's lifespan: before the app opens the warehouse, the
-feedback journal is loaded into it (see feedback.py); once the app's runtime is on
+feedback journal is loaded into it (see feedback.py; on PostgreSQL a PostgresFeedbackSync then inserts
+each event and replays the journal every `recommendations.feedback_retry_seconds`, default 5, while
+PostgreSQL is away); once the app's runtime is on
 `app.state`, a snapshot persisted from the same catalog and DuckDB file (if any) serves at once, a
 fresh one is built in the background (requests wait up to 30 s for the first), and a thread
 refreshes it every `recommendations.refresh_minutes` of canon.yml (or
@@ -24,14 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, FastAPI, Path as PathParam, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Path as PathParam, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from canon.compiler.errors import CanonError, QueryError, WarehouseError
 
 from . import engine
-from .feedback import FeedbackJournal, load_events, load_into_warehouse, make_event
+from .feedback import RETRY_S, FeedbackJournal, PostgresFeedbackSync, load_into_warehouse, make_event
 from .snapshot import DEFAULT_WINDOW_DAYS, MAX_WINDOW_DAYS, SnapshotStore
 
 log = logging.getLogger("canon.recommend")
@@ -39,7 +41,35 @@ log = logging.getLogger("canon.recommend")
 DEFAULT_REFRESH_MINUTES = 15.0
 FIRST_SNAPSHOT_WAIT_S = 30.0
 
-router = APIRouter(tags=["recommendations"])
+async def _authorized(request: Request) -> None:
+    """Recommendations read a snapshot of every customer's baskets, which no row filter can narrow:
+    callers under a row filter (or under no policy) are refused, and per-customer answers need the
+    customer dimension (fail closed, server/runtime/access.py)."""
+    from canon.compiler.errors import AccessDeniedError
+
+    from ..http_auth import identity_of
+
+    runtime = request.app.state.runtime
+    catalog = runtime.catalog
+    grant = runtime.grant(identity_of(request), catalog)
+    if grant.open:
+        return
+    who = f"user {grant.user!r}"
+    if grant.nothing or grant.row_filters:
+        why = "no access policy matches" if grant.nothing else \
+            "the row filters of " + ", ".join(f.policy for f in grant.row_filters) + " cannot narrow them"
+        raise AccessDeniedError(f"recommendations are not available to {who}: {why}",
+                                hint="recommendations are built from every customer's baskets")
+    needed = [m for m in ("cross_sell_score",) if m in catalog.metrics and not grant.allows_metric(catalog, m)]
+    per_customer = "customer_id" in request.path_params or request.url.path.endswith("/feedback")
+    if per_customer and not grant.allows_dimension(catalog, "customer.customer_id"):
+        needed.append("customer.customer_id")
+    if needed:
+        raise AccessDeniedError(f"recommendations are not available to {who}: {', '.join(needed)} is denied",
+                                hint=f"denied by the access policies {', '.join(grant.policies)}")
+
+
+router = APIRouter(tags=["recommendations"], dependencies=[Depends(_authorized)])
 
 
 @dataclass
@@ -48,14 +78,7 @@ class RecommendState:
     journal: FeedbackJournal
     warehouse_url: str
     postgres: bool
-    writer: object = None  # PostgreSQL: a read-write connection for feedback (queries use read-only ones)
-
-    def feedback_writer(self):
-        if self.writer is None:
-            from ..warehouses.postgres import PostgresWarehouse
-
-            self.writer = PostgresWarehouse(self.warehouse_url)
-        return self.writer
+    sync: PostgresFeedbackSync | None = None  # PostgreSQL: feedback into the table, replayed after outages
 
 
 def settings(project: Path) -> dict:
@@ -63,7 +86,8 @@ def settings(project: Path) -> dict:
 
     config = load_config(project).get("recommendations") or {}
     minutes = os.environ.get("CANON_RECOMMEND_REFRESH_MINUTES", config.get("refresh_minutes", DEFAULT_REFRESH_MINUTES))
-    return {"refresh_minutes": float(minutes), "window_days": int(config.get("window_days", DEFAULT_WINDOW_DAYS))}
+    return {"refresh_minutes": float(minutes), "window_days": int(config.get("window_days", DEFAULT_WINDOW_DAYS)),
+            "feedback_retry_s": float(config.get("feedback_retry_seconds", RETRY_S))}
 
 
 def install(app: FastAPI, project, warehouse_url: str) -> None:
@@ -78,27 +102,33 @@ def install(app: FastAPI, project, warehouse_url: str) -> None:
     @asynccontextmanager
     async def lifespan(app_: FastAPI):
         journal = FeedbackJournal(project)
+        loaded_at_start = False
         if journal.path.exists() and (is_postgres_url(warehouse_url) or Path(warehouse_url).is_file()):
             try:  # before the app opens the warehouse (read-only, for DuckDB)
                 loaded = await asyncio.to_thread(load_into_warehouse, warehouse_url, journal)
                 log.info("recommendation feedback: %d journal event(s) loaded into the warehouse", loaded)
+                loaded_at_start = True
             except Exception as error:  # noqa: BLE001 — the journal keeps them; next start retries
                 log.warning("recommendation feedback not loaded into the warehouse yet: %s", error)
         async with inner(app_) as state:
             store = SnapshotStore(project, lambda: app_.state.runtime.catalog, lambda: app_.state.runtime,
                                   days=config["window_days"], freeze_gc=True)
             app_.state.recommend = RecommendState(store, journal, warehouse_url, is_postgres_url(warehouse_url))
-            # serve at once from a snapshot persisted from this same catalog and DuckDB file, if any;
-            # build a fresh one in the background either way (requests wait for the first one)
-            await asyncio.to_thread(store.publish_persisted_if_current)
-            store.start_refresh()
+            if app_.state.recommend.postgres:  # not loaded at start (PostgreSQL away): the sync replays it
+                app_.state.recommend.sync = PostgresFeedbackSync(journal, warehouse_url, retry_s=config[
+                    "feedback_retry_s"]).start(replay=not loaded_at_start)
+            # serve at once from a snapshot persisted from this same catalog and DuckDB file, if any (the
+            # data it was built from has not changed: no rebuild until the schedule says so); else build one
+            # in the background (requests wait for the first one, everything else answers at once)
+            if not await asyncio.to_thread(store.publish_persisted_if_current):
+                store.start_refresh()
             store.start(config["refresh_minutes"] * 60)
             try:
                 yield state
             finally:
                 store.stop()
-                if app_.state.recommend.writer is not None:
-                    app_.state.recommend.writer.close()
+                if app_.state.recommend.sync is not None:
+                    await asyncio.to_thread(app_.state.recommend.sync.stop)
                 import gc
 
                 gc.unfreeze()  # let interpreter shutdown collect everything normally
@@ -221,15 +251,20 @@ async def feedback(request: Request, body: FeedbackBody):
     event = make_event(body.customer_id, body.product_id, body.event, body.recommendation_id, body.at)
     await asyncio.to_thread(state.journal.append, event)  # durable from here on
     loaded = False
-    if state.postgres:
-        try:
-            writer = state.feedback_writer()
-            await asyncio.to_thread(load_events, writer.execute, "postgres", [event])
-            loaded = True
-        except Exception as error:  # noqa: BLE001 — in the journal; loaded on the next start
-            log.warning("feedback %s journaled, not yet in the warehouse: %s", event["event_id"], error)
+    if state.sync is not None:  # PostgreSQL: into the table now, or replayed once it is reachable again
+        loaded = await asyncio.to_thread(state.sync.deliver, event)
+        if loaded:  # cached answers over the feedback table are stale now
+            request.app.state.runtime.results.invalidate({"recommendation_feedback"})
     return JSONResponse({"accepted": True, "event_id": event["event_id"], "in_warehouse": loaded,
                          "journal": "fsynced"}, status_code=201)
+
+
+@router.api_route("/v1/recommendations/feedback", methods=["GET", "HEAD", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+async def feedback_other_methods():
+    """Feedback is POST only: without this, GET would reach /v1/recommendations/{customer_id} and be a 422."""
+    from starlette.exceptions import HTTPException
+
+    raise HTTPException(405, "use POST to record feedback", headers={"Allow": "POST"})
 
 
 @router.get("/v1/recommendations/{customer_id}")

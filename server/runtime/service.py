@@ -31,10 +31,13 @@ from canon.compiler.request import QueryRequest
 
 from ..results import QueryResult, column_type, json_value
 from ..warehouses.base import DEFAULT_BATCH_ROWS, QueryTicket
-from .access import ANONYMOUS, Identity, apply_policies
+from .access import ANONYMOUS, AccessControl, Grant, Identity, apply_policies
+from .audit import AuditLog, AuditSettings
+from .authn import Authenticator
 from .compile_cache import CompileCache
 from .freshness import FreshnessMonitor
 from .limits import Limits
+from .result_cache import CacheSettings, ResultCache, file_stamp, result_bytes
 from .state import CatalogState, Reloader
 
 log = logging.getLogger("canon.runtime")
@@ -53,6 +56,8 @@ class Prepared:
     row_cap: int | None  # None: internal callers, no cap
     timeout_s: float
     warnings: list[str]
+    identity: Identity = ANONYMOUS
+    grant: Grant = Grant()
 
     @property
     def columns(self) -> list[dict]:
@@ -67,6 +72,9 @@ class QueryStream:
         self.prepared, self._stream, self._overflow = prepared, stream, overflow
         self.rows_sent = 0
         self.truncated = False
+        self.started = time.perf_counter()
+        self.failure: BaseException | None = None
+        self.on_close = None  # called once with the stream when it ends (the audit line)
 
     @property
     def columns(self) -> list[dict]:
@@ -89,6 +97,9 @@ class QueryStream:
                     return
                 self.rows_sent += len(batch)
                 yield batch
+        except Exception as error:  # not GeneratorExit: a reader that stops early is no failure
+            self.failure = error
+            raise
         finally:
             self.close()
 
@@ -102,6 +113,9 @@ class QueryStream:
 
     def close(self) -> None:
         self._stream.close()
+        done, self.on_close = self.on_close, None
+        if done is not None:
+            done(self)
 
 
 class Runtime:
@@ -112,14 +126,23 @@ class Runtime:
         self.url = warehouse_url
         self.limits = limits
         self.compiled = CompileCache()
+        self.results = ResultCache(CacheSettings(enabled=False))  # servers enable it from canon.yml (`secure`)
         self.pool = ThreadPoolExecutor(max_workers=QUERY_WORKERS, thread_name_prefix="canon-query")
         self.last_error: str | None = None
         self._warehouse = None
         self._owns_warehouse = True
         self._open_lock = threading.Lock()
         self._lineage: tuple[str, object] | None = None
+        self._typed: tuple[Catalog, Catalog] | None = None  # (catalog, it with the warehouse's column types)
+        self._typed_lock = threading.Lock()
+        self._closing = threading.Event()
+        self._schema_check: threading.Thread | None = None  # the check of the catalog at a server's start
         self._reload_interval_s = reload_interval_s
         self._reloader: Reloader | None = None
+        # who is asking and what they may see: set from canon.yml by `open` (a bare runtime is open)
+        self.authn = Authenticator()
+        self.access = AccessControl()
+        self.audit = AuditLog(AuditSettings(None, False))
         self.freshness = FreshnessMonitor(lambda: self.catalog, self.internal, freshness_interval_s)
 
     @classmethod
@@ -131,8 +154,60 @@ class Runtime:
 
         root = find_project(project)
         state = CatalogState.load(root, cached=cached_catalog)
-        limits = Limits.from_config(load_config(root), query_timeout_s=query_timeout_s, max_rows=max_rows)
-        return cls(state, resolve_warehouse(root, warehouse_url), limits, reload_interval_s=reload_interval_s)
+        config = load_config(root)
+        limits = Limits.from_config(config, query_timeout_s=query_timeout_s, max_rows=max_rows)
+        runtime = cls(state, resolve_warehouse(root, warehouse_url), limits, reload_interval_s=reload_interval_s)
+        runtime.secure(config)
+        return runtime
+
+    def secure(self, config: dict) -> "Runtime":
+        """Authentication, access policies and the audit log from canon.yml (and $CANON_API_SECRET)."""
+        from .policies import AccessConfig
+
+        self.authn = Authenticator.from_config(config, self.project)
+        self.access = AccessControl(AccessConfig.from_config(config))
+        cache = CacheSettings.from_config(config)
+        if cache != self.results.settings:
+            self.results = ResultCache(cache)
+        audit = AuditSettings.from_config(config, self.project)
+        if audit != self.audit.settings:
+            self.audit.close()
+            self.audit = AuditLog(audit)
+        for problem in self.access.check(self.catalog):
+            log.warning("%s", problem)
+        self._secured = (self._config_stamp(), time.monotonic())
+        return self
+
+    def grant(self, identity: Identity, catalog: Catalog | None = None) -> Grant:
+        """What this identity may see (listings hide what it may not)."""
+        self._follow_config()
+        return self.access.grant(identity, catalog or self.catalog)
+
+    def _config_stamp(self):
+        try:
+            stat = (self.project / "canon.yml").stat()
+            return stat.st_mtime_ns, stat.st_size, stat.st_ino
+        except (OSError, TypeError):
+            return None
+
+    def _follow_config(self) -> None:
+        """Edits to canon.yml's `access:`, `users:` and `audit:` apply without a restart (checked at
+        most once a second); an edit that does not parse keeps the last good settings, loudly."""
+        secured = getattr(self, "_secured", None)
+        if secured is None or time.monotonic() - secured[1] < 1.0:
+            return
+        stamp = self._config_stamp()
+        self._secured = (secured[0], time.monotonic())
+        if stamp == secured[0]:
+            return
+        from ..project import load_config
+
+        try:
+            self.secure(load_config(self.project))
+            log.warning("canon.yml changed: access policies, users and audit settings reloaded")
+        except CanonError as error:
+            self._secured = (stamp, time.monotonic())
+            log.error("canon.yml changed but its security settings are invalid; keeping the previous ones: %s", error)
 
     @classmethod
     def over(cls, catalog: Catalog, warehouse, limits: Limits = Limits()) -> "Runtime":
@@ -150,12 +225,39 @@ class Runtime:
         if self._reload_interval_s:
             self._reloader = Reloader(self.state, self._reload_interval_s).start()
         self.freshness.start()
+        self._schema_check = threading.Thread(target=self.check_schema, name="canon-schema-check", daemon=True)
+        self._schema_check.start()
         return self
 
+    def check_schema(self) -> list[CanonError]:
+        """The catalog's models against the warehouse (tables, columns, expressions), each problem logged
+        as a warning (a server starts anyway); also learns the column types time zones need."""
+        from ..validate_warehouse import check_warehouse
+
+        def run(tree):  # stops between queries once the runtime closes
+            if self._closing.is_set():
+                raise WarehouseUnavailableError("the runtime closed")
+            return self.run_sql(tree)
+
+        try:
+            problems = check_warehouse(self.catalog, run, self.sql_dialect, metrics=False)
+            if not self._closing.is_set():
+                self.typed()
+        except CanonError as error:
+            log.warning("the catalog was not checked against the warehouse: %s", error.message)
+            return []
+        for problem in problems:
+            log.warning("warehouse check: %s", problem)
+        return problems
+
     def close(self) -> None:
+        self._closing.set()
+        if self._schema_check is not None:
+            self._schema_check.join(timeout=GRACE_S)
         if self._reloader is not None:
             self._reloader.stop()
         self.freshness.stop()
+        self.audit.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
         if self._warehouse is not None and self._owns_warehouse:
             try:
@@ -210,6 +312,37 @@ class Runtime:
         """The warehouse's SQL dialect, known from its URL without opening it."""
         return dialect_of_url(self.url)
 
+    def typed(self, catalog: Catalog | None = None) -> Catalog:
+        """The catalog with the warehouse's column types applied, learned once per catalog version, so
+        time dimensions over DATE columns are never shifted by a request's time zone. A warehouse that
+        cannot be read now leaves the declared `stored_as` in force (and is asked again next time)."""
+        catalog = catalog or self.catalog
+        known = self._typed
+        if known is not None and known[0] is catalog:
+            return known[1]
+        with self._typed_lock:
+            known = self._typed
+            if known is not None and known[0] is catalog:
+                return known[1]
+            from canon.compiler.column_types import with_column_types
+
+            from ..warehouse_schema import read_schema
+
+            tables = [m.definition.table for m in catalog.models.values() if m.definition.table]
+            tables += [t.name for m in catalog.models.values() if not m.definition.table
+                       for t in m.source.find_all(exp.Table)]
+            try:
+                typed = with_column_types(catalog, read_schema(self.run_sql, tables).columns(), self.sql_dialect)
+            except WarehouseUnavailableError as error:  # the query fails anyway; ask again next time
+                log.debug("column types not read: %s", error.message)
+                return catalog
+            except CanonError as error:  # no information_schema: do not ask again for this catalog
+                log.warning("column types not read from the warehouse (%s); time zones shift every time "
+                            "dimension not declared `stored_as: date`", error.message)
+                typed = catalog
+            self._typed = (catalog, typed)
+        return typed
+
     def lineage(self, catalog: Catalog | None = None):
         """The lineage graph of a catalog version, built once."""
         catalog = catalog or self.catalog
@@ -223,21 +356,52 @@ class Runtime:
 
     # --- queries -----------------------------------------------------------------------------------------
 
+    def authorize(self, request: QueryRequest, identity: Identity, catalog: Catalog | None = None) -> QueryRequest:
+        """The request with this identity's access policies applied (refused, or row filters added)."""
+        catalog = catalog or self.catalog
+        return apply_policies(catalog, request, self.grant(identity, catalog))
+
+    def dimension_values(self, ref: str, *, limit: int, identity: Identity = ANONYMOUS,
+                         ticket: QueryTicket | None = None) -> tuple[list, str]:
+        """The distinct values of a dimension (a picker's list) and the SQL that found them, narrowed
+        by the identity's row filters. Values of a model the row filters do not live on are refused
+        (fail closed): they cannot be narrowed without a metric to join through."""
+        from canon.compiler.introspect import dimension_values_query
+
+        catalog = self.catalog
+        grant = self.grant(identity, catalog)
+        tree = dimension_values_query(catalog, ref, limit=limit)
+        if not grant.open:
+            from .access import row_filtered_values
+
+            tree = row_filtered_values(catalog, grant, ref, tree)
+        _, rows = self.run_sql(tree, ticket=ticket)
+        return rows, tree.sql(dialect=self.dialect)
+
     def prepare(self, request: QueryRequest, *, identity: Identity = ANONYMOUS, timeout_s: float | None = None,
                 max_rows: int | None = None, capped: bool = True, catalog: Catalog | None = None,
                 dialect: str | None = None) -> Prepared:
         """Policies, caps and the compiled SQL of a request, without running it. Bad requests fail here,
         before the warehouse is touched (so they are 4xx even while it is down)."""
         catalog = catalog or self.catalog
-        request = apply_policies(catalog, request, identity)
-        cap = self.limits.rows_for(max_rows) if capped else None
-        if cap is not None:
-            request = self._capped(request, cap)
-        timeout = self.limits.timeout_for(timeout_s)
-        dialect = dialect or self.sql_dialect
-        compiled = self.compiled.compile(catalog, request, dialect)
+        grant = Grant()
+        try:
+            self.limits.check_request(request)  # shape limits, before anything parses the request
+            grant = self.grant(identity, catalog)
+            request = apply_policies(catalog, request, grant)
+            cap = self.limits.rows_for(max_rows) if capped else None
+            if cap is not None:
+                request = self._capped(request, cap)
+            timeout = self.limits.timeout_for(timeout_s)
+            dialect = dialect or self.sql_dialect
+            compiled = self.compiled.compile(self.typed(catalog) if request.timezone else catalog, request, dialect)
+        except CanonError as error:
+            if identity.via != "internal":
+                self.audit.record(identity=identity, request=request, policies=grant.policies,
+                                  outcome="denied" if error.http_status in (401, 403) else "error", error=error.message)
+            raise
         warnings = deprecation_warnings(catalog, request) + self.freshness.warnings(catalog, request.metrics)
-        return Prepared(catalog, request, compiled, cap, timeout, warnings)
+        return Prepared(catalog, request, compiled, cap, timeout, warnings, identity, grant)
 
     @staticmethod
     def _capped(request: QueryRequest, cap: int) -> QueryRequest:
@@ -254,21 +418,72 @@ class Runtime:
                batch_rows: int = DEFAULT_BATCH_ROWS, overflow: str = "error", **options) -> QueryStream:
         """Start a query; its rows arrive in batches as the engine produces them."""
         prepared = request if isinstance(request, Prepared) else self.prepare(request, **options)
-        rows = self.warehouse().stream(prepared.compiled.sql, timeout_s=prepared.timeout_s, ticket=ticket,
-                                       batch_rows=batch_rows)
-        return QueryStream(prepared, rows, overflow)
+        try:
+            rows = self.warehouse().stream(prepared.compiled.sql, timeout_s=prepared.timeout_s, ticket=ticket,
+                                           batch_rows=batch_rows)
+        except BaseException as error:
+            self._audit(prepared, 0, 0.0, error)
+            raise
+        stream = QueryStream(prepared, rows, overflow)
+        if prepared.identity.via != "internal":
+            stream.on_close = lambda s: self._audit(s.prepared, s.rows_sent, time.perf_counter() - s.started, s.failure)
+        return stream
+
+    def _audit(self, prepared: Prepared, rows: int, elapsed_s: float, failure: BaseException | None,
+               cached: bool = False) -> None:
+        if prepared.identity.via == "internal" or not self.audit.enabled:
+            return
+        outcome = "ok"
+        if isinstance(failure, QueryTimeoutError):
+            outcome = "timeout"
+        elif failure is not None and type(failure).__name__ == "QueryCancelledError":
+            outcome = "cancelled"
+        elif failure is not None:
+            outcome = "error"
+        self.audit.record(identity=prepared.identity, request=prepared.request, policies=prepared.grant.policies,
+                          sql=prepared.compiled.sql, rows=rows, elapsed_ms=round(elapsed_s * 1000, 3), outcome=outcome,
+                          error=getattr(failure, "message", None) or (str(failure) if failure and outcome == "error" else None),
+                          cached=cached)
 
     def query(self, request: QueryRequest | Prepared, *, ticket: QueryTicket | None = None, overflow: str = "cut",
-              **options) -> QueryResult:
-        """Run a request and collect its rows as JSON values."""
+              use_cache: bool = True, **options) -> QueryResult:
+        """Run a request and collect its rows as JSON values; a recent identical query's answer comes
+        from the result cache (`result.cached`), unless `use_cache` is false."""
         started = time.perf_counter()
-        stream = self.stream(request, ticket=ticket, overflow=overflow, **options)
+        prepared = request if isinstance(request, Prepared) else self.prepare(request, **options)
+        key = self._cache_key(prepared) if use_cache and overflow == "cut" and self.results.enabled else None
+        if key is not None:
+            hit = self.results.get(key)
+            if hit is not None:
+                columns, rows, truncated, cut_warning = hit
+                rows = [list(row) for row in rows]  # callers may reshape their answer; the cached one stays
+                warnings = prepared.warnings + ([cut_warning] if cut_warning else [])
+                result = QueryResult(columns=[dict(c) for c in columns], rows=rows, sql=prepared.compiled.sql,
+                                     elapsed_ms=round((time.perf_counter() - started) * 1000, 3), warnings=warnings or None)
+                result.truncated, result.cached = truncated, True
+                self._audit(prepared, len(rows), time.perf_counter() - started, None, cached=True)
+                return result
+        stream = self.stream(prepared, ticket=ticket, overflow=overflow)
         rows = [[json_value(v) for v in row] for batch in stream for row in batch]
         result = QueryResult(columns=stream.columns, rows=rows, sql=stream.prepared.compiled.sql,
                              elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
                              warnings=stream.warnings or None)
         result.truncated = stream.truncated
+        if key is not None:
+            cut_warning = stream.warnings[-1] if stream.truncated else None
+            tables = {t for name in prepared.request.metrics if name in prepared.catalog.facts
+                      for t in prepared.catalog.facts[name].tables}
+            stored = (tuple(dict(c) for c in stream.columns), tuple(tuple(row) for row in rows))
+            self.results.put(key, (*stored, stream.truncated, cut_warning), result_bytes(rows, stream.columns), tables)
         return result
+
+    def _cache_key(self, prepared: Prepared) -> tuple:
+        """The SQL (definitions, request and row filters in it), the warehouse, and the data version."""
+        report = self.freshness.report(prepared.catalog) or ()
+        models = {m for name in prepared.request.metrics if name in prepared.catalog.facts
+                  for m in prepared.catalog.facts[name].models}
+        watermarks = tuple(sorted((s.model, str(s.max_loaded_at)) for s in report if s.model in models))
+        return prepared.compiled.sql, self.url, watermarks, file_stamp(self.url)
 
     def count_rows(self, request: QueryRequest, *, catalog: Catalog | None = None, identity: Identity = ANONYMOUS,
                    ticket: QueryTicket | None = None) -> int:

@@ -31,7 +31,7 @@ import re
 import threading
 from typing import Any
 
-from canon.compiler.errors import (QueryCancelledError, QueryTimeoutError, WarehouseError,
+from canon.compiler.errors import (QueryCancelledError, QueryTimeoutError, WarehouseError, WarehouseQueryError,
                                    WarehouseUnavailableError)
 
 from .base import (DEFAULT_BATCH_ROWS, QueryTicket, RunningQuery, Stream, StreamingWarehouse, fetch_batches,
@@ -116,6 +116,9 @@ class PostgresWarehouse(StreamingWarehouse):
 
     def stream(self, sql: str, *, timeout_s: float | None = None, ticket: QueryTicket | None = None,
                batch_rows: int = DEFAULT_BATCH_ROWS) -> Stream:
+        if "\x00" in sql:  # libpq ends the text at a NUL: the server would run a prefix of the query
+            raise WarehouseQueryError("the query contains a NUL character (\\x00), which PostgreSQL text cannot hold",
+                                      sqlstate="22021", hint="remove the NUL character from the filter's values")
         run = RunningQuery(ticket, timeout_s, batch_rows)
         local_ms = self._local_timeout_ms(timeout_s)
         held: dict[str, Any] = {}  # the connection and cursor of this query, once it has them
@@ -232,6 +235,11 @@ class PostgresWarehouse(StreamingWarehouse):
                 (connection.closed or connection.broken):
             return WarehouseUnavailableError(f"lost the connection to PostgreSQL at {self._where}: "
                                              f"{_first_line(error)}", hint=_CONNECT_HINT)
+        sqlstate = getattr(error, "sqlstate", None) or ""
+        if isinstance(error, psycopg.Error) and is_user_error(sqlstate):
+            return WarehouseQueryError(f"the warehouse rejected the query: {_first_line(error)}", sqlstate=sqlstate,
+                                       hint="compare each dimension with a value of its own type "
+                                            "(text with text, a number with a number, a date with a date)")
         if isinstance(error, psycopg.Error):
             return WarehouseError(f"the warehouse rejected the query: {_first_line(error)}",
                                   hint=_query_hint(getattr(error, "sqlstate", None)))
@@ -330,6 +338,17 @@ def _connect_reason(text: str) -> str:
         if tail in reason:
             reason = reason.split(tail, 1)[0].strip()
     return reason.rstrip(".") or text
+
+
+# class 42 errors that mean the catalog and the warehouse disagree (or the role lacks a grant): the
+# operator's to fix, not the request's
+_DEPLOYMENT_42 = {"42P01", "42703", "42501", "42P02", "42704"}
+
+
+def is_user_error(sqlstate: str) -> bool:
+    """A SQLSTATE the request caused: a data exception (class 22: a value that does not convert, a
+    division by zero) or a rule it broke (class 42: comparing unlike types), not an outage."""
+    return sqlstate.startswith("22") or (sqlstate.startswith("42") and sqlstate not in _DEPLOYMENT_42)
 
 
 def _query_hint(sqlstate: str | None) -> str | None:

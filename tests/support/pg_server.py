@@ -90,8 +90,15 @@ def _server_preexec(as_user: dict):
 
 
 def _sweep_stale_servers() -> None:
-    """Delete the folders of throwaway servers whose postmaster is gone (a killed run's leftovers)."""
+    """Delete the folders of throwaway servers whose postmaster is gone (a killed run's leftovers).
+
+    A folder touched in the last 10 minutes is left alone: another test process may be running initdb
+    in it, whose single-user backends leave a postmaster.pid naming a process that has just ended."""
     for folder in glob.glob(os.path.join(tempfile.gettempdir(), "canon-pg-*")):
+        with contextlib.suppress(OSError):
+            touched = max(os.path.getmtime(path) for path in (folder, os.path.join(folder, "data")) if os.path.exists(path))
+            if time.time() - touched < 600:
+                continue
         pid_file = Path(folder) / "data" / "postmaster.pid"
         try:
             pid = int(pid_file.read_text().split()[0])

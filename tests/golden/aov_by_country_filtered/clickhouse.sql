@@ -3,9 +3,9 @@ WITH q_0 AS (
     "customer".country_code AS "customer__country_code",
     SUM("order_item".quantity * "order_item".unit_price - "order_item".discount_amount) AS "revenue"
   FROM order_items AS "order_item"
-  LEFT JOIN orders AS "order"
+  INNER JOIN orders AS "order"
     ON "order_item".order_id = "order".order_id
-  LEFT JOIN customers AS "customer"
+  INNER JOIN customers AS "customer"
     ON "order".customer_id = "customer".customer_id
   WHERE
     "order".status = 'completed'
@@ -14,16 +14,22 @@ WITH q_0 AS (
     "customer".country_code
 ), q_1 AS (
   SELECT
-    "customer".country_code AS "customer__country_code",
+    "customer"."customer__country_code" AS "customer__country_code",
     COUNT("order".order_id) AS "order_count"
   FROM orders AS "order"
-  LEFT JOIN customers AS "customer"
+  INNER JOIN (
+    SELECT
+      "customer".customer_id AS customer_id,
+      "customer".country_code AS "customer__country_code"
+    FROM customers AS "customer"
+    WHERE
+      "customer".segment IN ('consumer', 'small_business')
+  ) AS "customer"
     ON "order".customer_id = "customer".customer_id
   WHERE
     "order".status = 'completed'
-    AND "customer".segment IN ('consumer', 'small_business')
   GROUP BY
-    "customer".country_code
+    "customer"."customer__country_code"
 ), _canon_groups AS (
   SELECT
     "customer__country_code",

@@ -14,7 +14,7 @@ WITH q_0 AS (
     WHERE
       _canon_rank = 1
   ) AS "ad_spend"
-  LEFT JOIN campaigns AS "campaign"
+  INNER JOIN campaigns AS "campaign"
     ON "ad_spend".campaign_id = "campaign".campaign_id
   GROUP BY
     "campaign".channel

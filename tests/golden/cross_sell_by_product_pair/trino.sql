@@ -1,69 +1,45 @@
 WITH _canon_lines AS (
   SELECT DISTINCT
     "order_item".order_id AS "_basket",
-    "order_item".product_id AS "_item",
-    "product".product_name AS "antecedent__product_name",
-    "product".product_name AS "consequent__product_name"
+    "order_item".product_id AS "_canon_a_key"
   FROM order_items AS "order_item"
-  LEFT JOIN products AS "product"
-    ON "order_item".product_id = "product".product_id
-  LEFT JOIN orders AS "order"
+  INNER JOIN orders AS "order"
     ON "order_item".order_id = "order".order_id
   WHERE
     "order".status = 'completed'
-), _canon_baskets AS (
-  SELECT
-    COUNT(DISTINCT "_basket") AS "_n"
-  FROM _canon_lines
-), _canon_antecedent AS (
-  SELECT DISTINCT
-    "_basket",
-    "antecedent__product_name"
-  FROM _canon_lines
-), _canon_consequent AS (
-  SELECT DISTINCT
-    "_basket",
-    "consequent__product_name"
-  FROM _canon_lines
 ), _canon_antecedent_n AS (
   SELECT
-    "antecedent__product_name",
-    COUNT(DISTINCT "_basket") AS "_n_a"
-  FROM _canon_antecedent
+    "_canon_a_key",
+    COUNT(*) AS "_n_a"
+  FROM _canon_lines
   GROUP BY
-    "antecedent__product_name"
-), _canon_consequent_n AS (
-  SELECT
-    "consequent__product_name",
-    COUNT(DISTINCT "_basket") AS "_n_c"
-  FROM _canon_consequent
-  GROUP BY
-    "consequent__product_name"
+    "_canon_a_key"
 ), _canon_pairs AS (
   SELECT
-    "x"."antecedent__product_name",
-    "y"."consequent__product_name",
+    "x"."_canon_a_key",
+    "y"."_canon_a_key" AS "_canon_c_key",
     COUNT(*) AS "_n_ac"
-  FROM _canon_antecedent AS "x"
-  INNER JOIN _canon_consequent AS "y"
+  FROM _canon_lines AS "x"
+  INNER JOIN _canon_lines AS "y"
     ON "x"."_basket" = "y"."_basket"
     AND NOT (
-      "x"."antecedent__product_name" IS NOT DISTINCT FROM "y"."consequent__product_name"
+      "x"."_canon_a_key" IS NOT DISTINCT FROM "y"."_canon_a_key"
     )
   GROUP BY
-    "x"."antecedent__product_name",
-    "y"."consequent__product_name"
+    "x"."_canon_a_key",
+    "y"."_canon_a_key"
 )
 SELECT
-  "p"."antecedent__product_name" AS "antecedent__product_name",
-  "p"."consequent__product_name" AS "consequent__product_name",
+  "_canon_a".product_name AS "antecedent__product_name",
+  "_canon_c".product_name AS "consequent__product_name",
   CAST("p"."_n_ac" AS DOUBLE) / NULLIF("na"."_n_a", 0) AS "cross_sell_score"
 FROM _canon_pairs AS "p"
 INNER JOIN _canon_antecedent_n AS "na"
-  ON "p"."antecedent__product_name" IS NOT DISTINCT FROM "na"."antecedent__product_name"
-INNER JOIN _canon_consequent_n AS "nc"
-  ON "p"."consequent__product_name" IS NOT DISTINCT FROM "nc"."consequent__product_name"
-CROSS JOIN _canon_baskets AS "b"
+  ON "p"."_canon_a_key" IS NOT DISTINCT FROM "na"."_canon_a_key"
+INNER JOIN products AS "_canon_a"
+  ON "_canon_a".product_id = "p"."_canon_a_key"
+INNER JOIN products AS "_canon_c"
+  ON "_canon_c".product_id = "p"."_canon_c_key"
 ORDER BY
   "cross_sell_score" DESC,
   "antecedent__product_name" ASC,

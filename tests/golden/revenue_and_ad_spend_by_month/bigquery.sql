@@ -1,16 +1,21 @@
 WITH q_0 AS (
   SELECT
-    CAST(TIMESTAMP_TRUNC(`order`.ordered_at, MONTH) AS DATE) AS `metric_time__month`,
+    `order`.`metric_time__month` AS `metric_time__month`,
     SUM(`order_item`.quantity * `order_item`.unit_price - `order_item`.discount_amount) AS `revenue`
   FROM order_items AS `order_item`
-  LEFT JOIN orders AS `order`
+  INNER JOIN (
+    SELECT
+      `order`.order_id AS order_id,
+      CAST(TIMESTAMP_TRUNC(`order`.ordered_at, MONTH) AS DATE) AS `metric_time__month`
+    FROM orders AS `order`
+    WHERE
+      `order`.status = 'completed'
+      AND `order`.ordered_at >= CAST('2024-01-01 00:00:00' AS DATETIME)
+      AND `order`.ordered_at < CAST('2025-01-01 00:00:00' AS DATETIME)
+  ) AS `order`
     ON `order_item`.order_id = `order`.order_id
-  WHERE
-    `order`.status = 'completed'
-    AND `order`.ordered_at >= CAST('2024-01-01 00:00:00' AS DATETIME)
-    AND `order`.ordered_at < CAST('2025-01-01 00:00:00' AS DATETIME)
   GROUP BY
-    CAST(TIMESTAMP_TRUNC(`order`.ordered_at, MONTH) AS DATE)
+    `order`.`metric_time__month`
 ), q_1 AS (
   SELECT
     CAST(TIMESTAMP_TRUNC(`ad_spend`.spend_date, MONTH) AS DATE) AS `metric_time__month`,

@@ -1,11 +1,16 @@
 SELECT
-  CAST(TIMESTAMP_TRUNC(`order`.ordered_at, MONTH) AS DATE) AS `metric_time__month`,
+  `order`.`metric_time__month` AS `metric_time__month`,
   SUM(`order_item`.quantity * `order_item`.unit_price - `order_item`.discount_amount) AS `revenue`
 FROM order_items AS `order_item`
-LEFT JOIN orders AS `order`
+INNER JOIN (
+  SELECT
+    `order`.order_id AS order_id,
+    CAST(TIMESTAMP_TRUNC(`order`.ordered_at, MONTH) AS DATE) AS `metric_time__month`
+  FROM orders AS `order`
+  WHERE
+    `order`.status = 'completed'
+) AS `order`
   ON `order_item`.order_id = `order`.order_id
-WHERE
-  `order`.status = 'completed'
 GROUP BY
   `metric_time__month`
 ORDER BY

@@ -1,12 +1,17 @@
 SELECT
-  CAST(DATE_TRUNC('MONTH', "order".ordered_at) AS DATE) AS "metric_time__month",
+  "order"."metric_time__month" AS "metric_time__month",
   SUM("order_item".quantity * "order_item".unit_price - "order_item".discount_amount) AS "revenue"
 FROM order_items AS "order_item"
-LEFT JOIN orders AS "order"
+INNER JOIN (
+  SELECT
+    "order".order_id AS order_id,
+    CAST(DATE_TRUNC('MONTH', "order".ordered_at) AS DATE) AS "metric_time__month"
+  FROM orders AS "order"
+  WHERE
+    "order".status = 'completed'
+) AS "order"
   ON "order_item".order_id = "order".order_id
-WHERE
-  "order".status = 'completed'
 GROUP BY
-  CAST(DATE_TRUNC('MONTH', "order".ordered_at) AS DATE)
+  "order"."metric_time__month"
 ORDER BY
   "metric_time__month" ASC

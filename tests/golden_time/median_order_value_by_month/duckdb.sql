@@ -7,7 +7,7 @@ FROM (
     "order_item".order_id AS "_canon_entity",
     SUM("order_item".quantity * "order_item".unit_price - "order_item".discount_amount) AS "_v_median_order_value"
   FROM order_items AS "order_item"
-  LEFT JOIN orders AS "order"
+  INNER JOIN orders AS "order"
     ON "order_item".order_id = "order".order_id
   WHERE
     "order".status = 'completed'

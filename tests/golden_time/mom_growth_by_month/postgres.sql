@@ -1,29 +1,39 @@
 WITH q_0 AS (
   SELECT
-    CAST(DATE_TRUNC('MONTH', "order".ordered_at) AS DATE) AS "metric_time__month",
+    "order"."metric_time__month" AS "metric_time__month",
     SUM("order_item".quantity * "order_item".unit_price - "order_item".discount_amount) AS "revenue"
   FROM order_items AS "order_item"
-  LEFT JOIN orders AS "order"
+  INNER JOIN (
+    SELECT
+      "order".order_id AS order_id,
+      CAST(DATE_TRUNC('MONTH', "order".ordered_at) AS DATE) AS "metric_time__month"
+    FROM orders AS "order"
+    WHERE
+      "order".status = 'completed'
+      AND "order".ordered_at >= CAST('2024-02-01 00:00:00' AS TIMESTAMP)
+      AND "order".ordered_at < CAST('2025-01-01 00:00:00' AS TIMESTAMP)
+  ) AS "order"
     ON "order_item".order_id = "order".order_id
-  WHERE
-    "order".status = 'completed'
-    AND "order".ordered_at >= CAST('2024-02-01 00:00:00' AS TIMESTAMP)
-    AND "order".ordered_at < CAST('2025-01-01 00:00:00' AS TIMESTAMP)
   GROUP BY
-    CAST(DATE_TRUNC('MONTH', "order".ordered_at) AS DATE)
+    "order"."metric_time__month"
 ), q_1 AS (
   SELECT
-    CAST(DATE_TRUNC('MONTH', "order".ordered_at) AS DATE) AS "metric_time__month",
+    "order"."metric_time__month" AS "metric_time__month",
     SUM("order_item".quantity * "order_item".unit_price - "order_item".discount_amount) AS "revenue_1"
   FROM order_items AS "order_item"
-  LEFT JOIN orders AS "order"
+  INNER JOIN (
+    SELECT
+      "order".order_id AS order_id,
+      CAST(DATE_TRUNC('MONTH', "order".ordered_at) AS DATE) AS "metric_time__month"
+    FROM orders AS "order"
+    WHERE
+      "order".status = 'completed'
+      AND "order".ordered_at >= CAST('2024-01-01 00:00:00' AS TIMESTAMP)
+      AND "order".ordered_at < CAST('2025-01-01 00:00:00' AS TIMESTAMP)
+  ) AS "order"
     ON "order_item".order_id = "order".order_id
-  WHERE
-    "order".status = 'completed'
-    AND "order".ordered_at >= CAST('2024-01-01 00:00:00' AS TIMESTAMP)
-    AND "order".ordered_at < CAST('2025-01-01 00:00:00' AS TIMESTAMP)
   GROUP BY
-    CAST(DATE_TRUNC('MONTH', "order".ordered_at) AS DATE)
+    "order"."metric_time__month"
 ), _canon_groups AS (
   SELECT DISTINCT
     "metric_time__month"

@@ -3,7 +3,7 @@ WITH q_0_daily AS (
     CAST(DATE_TRUNC('DAY', "order".ordered_at) AS DATE) AS "_canon_day",
     SUM("order_item".quantity * "order_item".unit_price - "order_item".discount_amount) AS "revenue"
   FROM order_items AS "order_item"
-  LEFT JOIN orders AS "order"
+  INNER JOIN orders AS "order"
     ON "order_item".order_id = "order".order_id
   WHERE
     "order".status = 'completed'
