@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlglot import exp
 from sqlglot.tokens import TokenType
 
 from .errors import FEATURE_NOT_SUPPORTED, SYNTAX_ERROR, PgError
@@ -51,8 +52,8 @@ def parse_copy(text: str, tokens) -> CopyStatement:
             raise PgError(SYNTAX_ERROR, "COPY: unbalanced parentheses around the query")
         query, rest = text[tokens[2].start:tokens[end].start], tokens[end + 1:]
     else:
-        name = tokens[1].text
-        query, rest = f'SELECT * FROM "{name}"' if tokens[1].token_type == TokenType.VAR else f"SELECT * FROM {name}", tokens[2:]
+        table = exp.Table(this=exp.Identifier(this=tokens[1].text, quoted=True))  # a view's name, as a node
+        query, rest = exp.select("*").from_(table).sql(dialect="postgres"), tokens[2:]
         if rest and rest[0].token_type == TokenType.L_PAREN:
             raise PgError(FEATURE_NOT_SUPPORTED, "COPY with a column list: write COPY (SELECT columns FROM view) TO STDOUT")
     words = [tok.text.upper() for tok in rest]

@@ -399,9 +399,9 @@ class Engine:
             for i, level in enumerate(query.levels):
                 rows = rows_by_level[i] if rows_by_level is not None else []
                 db.register(level.name, _arrow(level, rows))
-            sql = query.tree.sql(dialect="duckdb")
-            if rows_by_level is None:
-                sql = f"SELECT * FROM ({sql}) LIMIT 0"
+            tree = query.tree if rows_by_level is not None else \
+                exp.select("*").from_(query.tree.subquery("_canon_columns", copy=True)).limit(0)  # columns only
+            sql = tree.sql(dialect="duckdb")
             try:
                 result = db.execute(sql)
                 description = result.description
