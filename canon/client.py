@@ -4,6 +4,7 @@
     client = canon.Client("http://localhost:8000", token=os.environ.get("CANON_TOKEN"))
     answer = client.query(["revenue", "aov"], by=["product.category"], time_range="last 90 days")
     answer.to_pandas()                     # or answer.rows / answer.columns / answer.sql; shown as a table in Jupyter
+    client.query_arrow(["revenue"], by=["metric_time.day"])   # a pyarrow Table, sent as Arrow IPC
     client.metrics(); client.metric("cac"); client.dimensions("revenue"); client.search("acquisition cost")
     client.saved_query("customer_category_spend", where=["product.category = 'Coffee'"])
 
@@ -22,6 +23,7 @@ from canon.compiler import errors as e
 _BY_STATUS = {401: e.AuthenticationError, 403: e.AccessDeniedError, 404: e.UnknownNameError,
               503: e.WarehouseUnavailableError, 504: e.QueryTimeoutError}
 HTML_ROWS = 50  # rows shown in a notebook cell
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
 
 
 @dataclass
@@ -103,6 +105,21 @@ class Client:
                      start=start, end=end, time_range=time_range, timezone=timezone, having=_list(having),
                      timeout_s=timeout_s)
         return _answer(self._post("/v1/query", body))
+
+    def query_arrow(self, metrics, *, by=(), where=(), order=(), limit: int | None = None, start: str | None = None,
+                    end: str | None = None, time_range: str | None = None, timezone: str | None = None,
+                    having=(), timeout_s: float | None = None):
+        """The answer as a pyarrow Table (an Arrow IPC stream on the wire: typed columns, no JSON);
+        the SQL, warnings and flags are in `table.schema.metadata[b"canon"]`."""
+        import pyarrow as pa
+
+        body = _body(metrics=_list(metrics), dimensions=_list(by), where=_list(where), order=_list(order), limit=limit,
+                     start=start, end=end, time_range=time_range, timezone=timezone, having=_list(having),
+                     timeout_s=timeout_s)
+        response = self._http.post("/v1/query", json=body, headers={"Accept": ARROW_STREAM})
+        if response.status_code >= 400:
+            _checked(response)
+        return pa.ipc.open_stream(response.content).read_all()
 
     def compile(self, metrics, *, by=(), where=(), dialect: str | None = None) -> str:
         body = _body(metrics=_list(metrics), dimensions=_list(by), where=_list(where), dialect=dialect)

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Mapping
 from sqlglot import exp
 
 from .errors import QueryError
-from .model import (AffinityMetric, Dimension, GlossaryTerm, Measure, SavedQuery, SemanticModel, Settings,
-                    View)
+from .model import (AffinityMetric, Dimension, GlossaryTerm, Measure, Rollup, SavedQuery, SemanticModel,
+                    Settings, View)
 from .sqlexpr import ParsedFilter
 
 if TYPE_CHECKING:
@@ -104,6 +104,7 @@ class Edge:
     target: str
     entity: str
     fanout: bool
+    routed = False  # a step of a named join path, between aliases (compiler/roles.py RoleEdge)
 
     def __str__(self) -> str:
         return f"{self.source} {'←' if self.fanout else '→'} {self.target}"
@@ -130,6 +131,7 @@ class Catalog:
     derived_exprs: dict[str, exp.Expression] = field(default_factory=dict)
     affinities: dict[str, AffinityInfo] = field(default_factory=dict)
     segments: dict[str, ParsedFilter] = field(default_factory=dict)  # '<model>.<segment>' -> its filter
+    rollups: dict[str, "Rollup"] = field(default_factory=dict)  # pre-aggregations (compiler/rollups.py)
     facts: dict[str, "MetricFacts"] = field(default_factory=dict)  # name -> what it is built from
     entity_owner: dict[str, str] = field(default_factory=dict)
     edges: dict[str, list[Edge]] = field(default_factory=dict)
@@ -138,6 +140,9 @@ class Catalog:
     # default, so catalogs pickled before this field existed read it as empty
     stored_dates: frozenset = frozenset()
     settings: Settings = field(default_factory=Settings)
+    # the `recommendations:` block (compiler/recommendations.py checks it); a class default, so catalogs
+    # pickled before this field existed read it as absent
+    recommendations: object | None = None
     _paths: dict[str, dict[str, tuple[tuple[Edge, ...], ...]]] = field(default_factory=dict, repr=False)
 
     # --- names ---------------------------------------------------------------------------
@@ -187,10 +192,13 @@ class Catalog:
                      + " (to reach the many side of a join, its model must say `bridge: true`)",
             )
         if len(candidates) > 1:
+            from .roles import path_text
+
             shown = "; ".join(format_path(path) for path in candidates)
             raise QueryError(
                 f"ambiguous join path from {source} to {target}: {shown}",
-                hint="give the entities distinct names, or remove one of the links",
+                hint="name the path in the reference: " + " or ".join(f"{path_text(self, p)}.<dimension>" for p in candidates)
+                     + "; or give the entities distinct names, or remove one of the links",
             )
         return candidates[0]
 

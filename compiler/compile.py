@@ -13,6 +13,7 @@ from sqlglot import ErrorLevel, exp
 
 from .catalog import Catalog
 from .errors import UnsupportedError
+from .listing import is_listing, listing_query
 from .load import load_project
 from .plan import plan
 from .render.dialects import adapt
@@ -41,9 +42,12 @@ def compile_request(catalog: Catalog, request: QueryRequest, dialect: str = "duc
     if dialect not in DIALECTS:
         from .errors import did_you_mean
         raise UnsupportedError(f"unknown dialect '{dialect}'", hint=did_you_mean(dialect, DIALECTS))
-    resolved = resolve(catalog, request)
-    logical = plan(catalog, resolved)
-    tree = adapt(render_plan(catalog, logical), dialect)
+    if is_listing(request):  # dimensions alone: the combinations that occur (compiler/listing.py)
+        tree, columns = listing_query(catalog, request)
+        tree = adapt(tree, dialect)
+    else:
+        resolved = resolve(catalog, request)
+        tree, columns = adapt(render_plan(catalog, plan(catalog, resolved)), dialect), resolved.columns
     # the tree was built for this request alone, so the generator may work on it in place
     sql = tree.sql(dialect=dialect, copy=False, pretty=pretty, unsupported_level=ErrorLevel.RAISE)
-    return CompiledQuery(sql=sql, columns=resolved.columns, tree=tree, dialect=dialect)
+    return CompiledQuery(sql=sql, columns=columns, tree=tree, dialect=dialect)

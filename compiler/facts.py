@@ -89,6 +89,12 @@ def _affinity_reads(catalog: Catalog, metric: m.AffinityMetric) -> Steps:
     return steps, joins
 
 
+def _owner(catalog: Catalog, entity: str) -> tuple[str, ...]:
+    """The model where `entity` is primary (none for an unknown entity, which validation reports)."""
+    owner = catalog.entity_owner.get(entity)
+    return (owner,) if owner else ()
+
+
 class Kind(NamedTuple):
     inputs: Callable[[object], tuple[Input, ...]]  # the metrics it uses, in their roles
     measures: Callable[[object], tuple[str, ...]] = lambda x: ()  # measures it aggregates itself
@@ -107,6 +113,10 @@ KINDS: dict[type, Kind] = {
     # grouped by the base events' dimensions only
     m.ConversionMetric: Kind(lambda x: (Input("base", x.base), Input("conversion", x.conversion)),
                              grouped=lambda catalog, x, via: via(inputs_of(x)[:1])),
+    # members are described by the entity's model: its dimensions group them
+    m.CohortMetric: Kind(lambda x: (Input("cohort", x.cohort), Input("activity", x.activity)),
+                         reads=lambda catalog, x: ([("model", m) for m in _owner(catalog, x.entity)], []),
+                         grouped=lambda catalog, x, via: _owner(catalog, x.entity)),
     m.AffinityMetric: Kind(lambda x: (), reads=_affinity_reads,
                            grouped=lambda catalog, x, via: (catalog.affinities[x.name].basket_model,)),
 }

@@ -96,6 +96,10 @@ def _metric_dims(catalog: Catalog, name: str) -> dict[str, DimensionEntry]:
     if sources and all(catalog.models[s].default_time is not None for s in sources):
         result[METRIC_TIME] = DimensionEntry(METRIC_TIME, "time", "Metric time",
                                              "The shared time axis: each metric's own default time.", GRAINS)
+    if catalog.facts[name].type == "cohort":  # compiler/cohort.py
+        result["cohort.periods_since"] = DimensionEntry(
+            "cohort.periods_since", "number", "Periods since cohort start",
+            "Periods from each member's cohort period (metric_time: its first event's period), at metric_time's grain.")
     return result
 
 

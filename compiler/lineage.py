@@ -165,6 +165,7 @@ class _ModelColumns:
                 tree = sqlglot.parse_one(model.definition.sql, dialect=SOURCE_DIALECT)
                 tree = qualify(tree, dialect=SOURCE_DIALECT, validate_qualify_columns=False,
                                identify=False)
+                _qualify_single_source(tree)
             except sqlglot.errors.SqlglotError:
                 tree = None
             self._parsed[model.name] = tree
@@ -203,6 +204,22 @@ class _ModelColumns:
                 if isinstance(source, exp.Table):
                     found.append(f"column:{_table_name(source)}.{column.name}")
         return list(dict.fromkeys(found))
+
+
+def _qualify_single_source(tree: exp.Expression) -> None:
+    """Without a schema, qualify leaves `SELECT customer_id FROM orders` unqualified; a column of a
+    SELECT that reads one source can only be that source's (SQL models often write them so)."""
+    from sqlglot.optimizer.scope import traverse_scope
+
+    for scope in traverse_scope(tree):
+        if len(scope.sources) != 1:
+            continue
+        (name,) = scope.sources
+        outputs = {s.alias_or_name for s in scope.expression.selects} if isinstance(scope.expression, exp.Select) else set()
+        for column in scope.columns:
+            # a bare name that is one of this SELECT's own output aliases (ORDER BY n) stays as it is
+            if not column.table and not (column.name in outputs and column.find_ancestor(exp.Order)):
+                column.set("table", exp.to_identifier(name))
 
 
 def _table_name(table: exp.Table) -> str:
@@ -353,8 +370,18 @@ def _add_inputs(graph: LineageGraph, catalog: Catalog, name: str, metric, column
                 _add_filter(graph, catalog, mid, use.filter, f"{role} filter", None, columns)
 
 
+def _add_cohort(graph: LineageGraph, catalog: Catalog, name: str, metric, columns: _ModelColumns):
+    """Its cohort and activity metrics, and the entity's model (its key and dimensions describe members)."""
+    _add_inputs(graph, catalog, name, metric, columns)
+    model = catalog.models[catalog.entity_owner[metric.entity]]
+    graph.add_edge(f"metric:{name}", f"model:{model.name}", f"entity {metric.entity}")
+    for column_id in _expr_columns(columns, model, model.entities[metric.entity].expr):
+        graph.add_edge(f"metric:{name}", _add_column(graph, column_id), f"{metric.entity} key")
+
+
 _METRIC_EDGES = {m.SimpleMetric: _add_simple, m.AffinityMetric: _add_affinity, m.RatioMetric: _add_inputs,
-                 m.DerivedMetric: _add_inputs, m.CumulativeMetric: _add_inputs, m.ConversionMetric: _add_inputs}
+                 m.DerivedMetric: _add_inputs, m.CumulativeMetric: _add_inputs, m.ConversionMetric: _add_inputs,
+                 m.CohortMetric: _add_cohort}
 
 
 def _add_metric(graph: LineageGraph, catalog: Catalog, name: str, metric, columns: _ModelColumns):

@@ -15,8 +15,14 @@ from sqlglot import exp
 
 from .calendar import TimeContext, Window, in_zone, next_period, period_start, shift, truncate
 from .catalog import AffinityInfo, Catalog, DimensionInfo, Edge, ModelInfo, format_path
+from .cohort import CohortNode
+from .date_parts import extract
+from .time_shift import aligned, moved_bounds, moved_period
 from .errors import QueryError
 from .refs import METRIC_TIME, DimRef, parse_ref
+from .metric_filters import MetricRef, bind as bind_metrics
+from .roles import localize
+from .scd import as_of
 from .resolve import ConversionInput, Cumulative, MeasureInput, ResolvedQuery
 from .sqlexpr import column_ref
 
@@ -35,6 +41,7 @@ class AggregateNode:
     time: tuple[str, str] | None = None  # (alias, grain) of the requested metric_time
     day: exp.Expression | None = None  # cumulative: each row's day
     edge: tuple[exp.Expression, exp.Expression | None] | None = None  # non-additive: (row time, period)
+    moved: bool = False  # offset not a whole number of periods: rows grouped by their period moved forward
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,7 @@ class Plan:
     resolved: ResolvedQuery
     nodes: tuple[AggregateNode | ConversionNode, ...]
     affinity: AffinityNode | None
+    cohort: CohortNode | None = None  # compiler/cohort.py
 
 
 class Scope:
@@ -82,12 +90,15 @@ class Scope:
         self.joins: dict[str, Edge] = {}
 
     def reach(self, target: str) -> tuple[Edge, ...]:
+        if target not in self.catalog.models and target in self.joins:
+            return ()  # a named path's alias, joined by roles.localize
         try:
             path = self.catalog.path(self.model.name, target)
         except QueryError as error:
             raise QueryError(f"{self.context}: {error.message}", hint=error.hint) from None
         for edge in path:
-            self.joins.setdefault(edge.target, edge)
+            if edge.target not in self.joins:  # a model with validity ranges: the version at the row's time
+                self.joins[edge.target] = as_of(self, edge)
         return path
 
     def dimension(self, dim: DimensionInfo, grain: str | None) -> exp.Expression:
@@ -104,14 +115,28 @@ class Scope:
                              hint="group by one of its own time dimensions, or give the model a default_time")
         return dim
 
+    def date_part(self, ref: DimRef) -> exp.Expression:
+        """A date part (weekday, month of the year, ...) of a time dimension, in the request's zone."""
+        dim = ref.dimension or self.time_dimension(ref.ref)
+        self.reach(dim.model)
+        return extract(in_zone(dim.expr.copy(), dim.definition.stored_as, self.time, dim.ref), ref.part)
+
     def group_expr(self, ref: DimRef) -> exp.Expression:
         """A dimension as grouped by: time dimensions default to their day."""
+        if ref.route:  # a named join path (compiler/roles.py)
+            ref = localize(self, ref)
+        if ref.part is not None:
+            return self.date_part(ref)
         if ref.kind == METRIC_TIME:
             return self.dimension(self.time_dimension(ref.ref), ref.grain or "day")
         return self.dimension(ref.dimension, ref.grain or ("day" if ref.type == "time" else None))
 
     def filter_expr(self, ref: DimRef) -> exp.Expression:
         """A dimension as filtered on: time dimensions without a grain compare as stored (in the zone)."""
+        if ref.route:
+            ref = localize(self, ref)
+        if ref.part is not None:
+            return self.date_part(ref)
         if ref.kind == METRIC_TIME:
             return self.dimension(self.time_dimension(ref.ref), ref.grain)
         return self.dimension(ref.dimension, ref.grain)
@@ -121,6 +146,8 @@ class Scope:
             if isinstance(node, exp.Column):
                 return self.filter_expr(refs[column_ref(node)])
             return node
+        if condition.find(MetricRef) is not None:  # metric(order_count, by=customer) >= 3
+            return bind_metrics(self, condition, lambda part: part.transform(replace))
         return condition.transform(replace)
 
     def time_range(self, start: str | None, end: str | None) -> list[exp.Expression]:
@@ -156,6 +183,10 @@ def _wrap(tree: exp.Expression) -> exp.Expression:
 def plan(catalog: Catalog, resolved: ResolvedQuery) -> Plan:
     if resolved.affinity is not None:
         return Plan(resolved, (), _plan_affinity(catalog, resolved))
+    if resolved.cohort is not None:
+        from .cohort import plan_cohort
+
+        return Plan(resolved, (), None, plan_cohort(catalog, resolved))
     groups: dict[tuple, list[MeasureInput]] = {}
     for item in resolved.inputs:
         measure = item.measure
@@ -206,7 +237,14 @@ def _aggregate_node(catalog: Catalog, resolved: ResolvedQuery, name: str, items:
                  if not (first.cumulative and ref.kind == METRIC_TIME))
     conditions = [scope.bind(f.condition, filter_refs(catalog, f)) for f in first.filters]
     conditions += [scope.bind(w.parsed.condition, w.refs) for w in resolved.where]
-    conditions += scope.time_range(*_node_range(resolved, first))
+    moved = first.offset is not None and time_ref is not None and not aligned(time_ref.grain or "day", first.offset)
+    if moved:  # the same days one offset earlier (compiler/time_shift.py)
+        grain, local = time_ref.grain or "day", scope.filter_expr(DimRef(METRIC_TIME, METRIC_TIME, None, None))
+        period = moved_period(local, grain, first.offset, resolved.time)
+        dims = tuple((a, period.copy() if a == time_ref.alias else e) for a, e in dims)
+        conditions += moved_bounds(local, period, resolved.start, resolved.end, grain, first.offset, resolved.time)
+    else:
+        conditions += scope.time_range(*_node_range(resolved, first))
     day = scope.group_expr(DimRef(METRIC_TIME, METRIC_TIME, None, "day")) if first.cumulative else None
     edge = None
     semi = first.measure.non_additive
@@ -227,7 +265,7 @@ def _aggregate_node(catalog: Catalog, resolved: ResolvedQuery, name: str, items:
                          hint="group by dimensions reachable without fan-out")
     time = (time_ref.alias, time_ref.grain or "day") if time_ref else None
     return AggregateNode(name, model, tuple(items), dims, tuple(conditions), joins, fanout,
-                         first.offset, first.cumulative, time, day, edge)
+                         first.offset, first.cumulative, time, day, edge, moved)
 
 
 def _conversion_node(catalog: Catalog, resolved: ResolvedQuery, name: str, item: ConversionInput) -> ConversionNode:

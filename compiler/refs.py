@@ -10,13 +10,18 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
+from . import date_parts
 from .catalog import Catalog, DimensionInfo, MeasureInfo
+from .date_parts import part_of
 from .errors import QueryError, UnknownNameError, did_you_mean
+from .roles import split
 from .model import GRAINS
 from .sqlexpr import ParsedFilter
 
 METRIC_TIME = "metric_time"
 SIDES = ("antecedent", "consequent")
+DATE_PART = "date_part"  # a DimRef kind: `dimension` is None for a part of metric_time
+COHORT = "cohort"  # `cohort.periods_since` of cohort metrics (compiler/cohort.py); `dimension` is None
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,8 @@ class DimRef:
     kind: str  # dimension | metric_time | antecedent | consequent
     dimension: DimensionInfo | None
     grain: str | None
+    part: str | None = None  # kind date_part: dow, month_of_year, ... (compiler/date_parts.py)
+    route: tuple[str, ...] = ()  # a named join path: start model, then each step (compiler/roles.py)
 
     @property
     def alias(self) -> str:
@@ -34,20 +41,30 @@ class DimRef:
 
     @property
     def type(self) -> str:
+        if self.part is not None:
+            return "number"
         if self.kind == METRIC_TIME:
             return "time"
+        if self.kind == COHORT:
+            return "number"
         return self.dimension.type
 
 
-def parse_ref(catalog: Catalog, ref: str, *, item_model: str | None = None) -> DimRef:
-    """Resolve a reference by name alone (no join path yet)."""
+def parse_ref(catalog: Catalog, ref: str, *, item_model: str | None = None, cohort: bool = False) -> DimRef:
+    """Resolve a reference by name alone (no join path yet); `cohort`: cohort metrics are asked for."""
     if not isinstance(ref, str) or not ref:
         raise QueryError("a dimension reference must be a non-empty string")
     parts = ref.split(".")
     head = parts[0]
+    if head == COHORT and catalog.model_for(head) is None:
+        from .cohort import cohort_ref
+
+        return cohort_ref(catalog, ref, cohort)
     if head == METRIC_TIME:
         if len(parts) > 2:
             raise UnknownNameError(f"unknown dimension '{ref}'", hint=f"write metric_time or metric_time.<grain>; grains: {', '.join(GRAINS)}")
+        if len(parts) == 2 and part_of(parts[1]):
+            return DimRef(ref, DATE_PART, None, None, part_of(parts[1]))
         grain = _grain(ref, parts[1]) if len(parts) == 2 else None
         return DimRef(ref, METRIC_TIME, None, grain)
     if head in SIDES:
@@ -66,6 +83,17 @@ def parse_ref(catalog: Catalog, ref: str, *, item_model: str | None = None) -> D
                 hint=did_you_mean(ref, [f"{head}.{d}" for d in model.dimensions]))
         dim, grain = _dimension(catalog, ".".join(rest), rest)
         return DimRef(ref, head, dim, grain)
+    routed = split(catalog, ref, parts)
+    if routed is not None:  # `customer.campaign.channel`: a reference that names its join path
+        from dataclasses import replace
+
+        return replace(parse_ref(catalog, ".".join(routed[1]), item_model=item_model), ref=ref, route=routed[0])
+    if len(parts) == 3 and part_of(parts[2]):
+        dim = _dimension(catalog, ref, parts[:2])[0]
+        if dim.type != "time":
+            raise QueryError(f"'{ref}': only time dimensions have date parts, and {dim.ref} is {dim.type}",
+                             hint=f"write {dim.ref}")
+        return DimRef(ref, DATE_PART, dim, None, part_of(parts[2]))
     dim, grain = _dimension(catalog, ref, parts)
     return DimRef(ref, "dimension", dim, grain)
 
@@ -100,7 +128,11 @@ def _dimension(catalog: Catalog, ref: str, parts: list[str]) -> tuple[DimensionI
 
 def _grain(ref: str, grain: str) -> str:
     if grain not in GRAINS:
-        raise UnknownNameError(f"unknown time grain '{grain}' in '{ref}'", hint=did_you_mean(grain, GRAINS, limit=len(GRAINS)))
+        choices = list(GRAINS) + date_parts.names()
+        close = did_you_mean(grain, choices)
+        raise UnknownNameError(f"unknown time grain or date part '{grain}' in '{ref}'",
+                               hint=(close + " " if close.startswith("did you mean") else "")
+                               + f"grains: {', '.join(GRAINS)}; date parts: {', '.join(date_parts.names())}")
     return grain
 
 
@@ -115,9 +147,14 @@ def split_measure_ref(catalog: Catalog, ref: str) -> MeasureInfo:
 
 def check_filter_refs(catalog: Catalog, parsed: ParsedFilter, source_model: str) -> bool:
     """Every reference in a definition's filter names a dimension reachable from `source_model`."""
+    from .metric_filters import in_definition
+
+    in_definition(parsed)
     for ref in parsed.refs:
         dimref = parse_ref(catalog, ref)
-        if dimref.kind == "dimension":
+        if dimref.route:
+            catalog.path(source_model, dimref.route[0])
+        elif dimref.kind == "dimension":
             catalog.path(source_model, dimref.dimension.model)
     return True
 

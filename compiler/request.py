@@ -20,6 +20,7 @@ class QueryRequest:
     timezone: str | None = None  # IANA name: stored UTC times fall into this zone's days
     today: str | None = None  # ISO date that relative ranges count from (default: settings / clock)
     fill_gaps: bool | None = None  # list every period; None: pure time series of join_to_timespine metrics
+    ungrouped: bool = False  # dimensions only: every row of the base model, not the distinct combinations
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self):

@@ -16,6 +16,7 @@ from sqlglot import exp
 from . import model as m
 from .calendar import CLOCK_GRAINS, WEEKDAYS, TimeContext, Window, check_timezone, parse_window
 from .catalog import AffinityInfo, Catalog, MeasureInfo
+from .cohort import CohortInput, is_cohort_request, resolve_cohort
 from .errors import QueryError, UnknownNameError, did_you_mean
 from .refs import METRIC_TIME, DimRef, parse_ref, split_measure_ref
 from .request import QueryRequest
@@ -75,6 +76,7 @@ class ResolvedQuery:
     having: exp.Expression | None = None  # over output aliases
     time: TimeContext = TimeContext()
     fill_time: bool = False  # list every period of the range (time spine)
+    cohort: CohortInput | None = None  # cohort metrics, planned on their own (compiler/cohort.py)
 
     @property
     def columns(self) -> list[tuple[str, str]]:
@@ -109,6 +111,8 @@ def _fill_gaps(catalog: Catalog, request: QueryRequest, names, dims) -> bool:
 
 def resolve(catalog: Catalog, request: QueryRequest) -> ResolvedQuery:
     names = _check_names(catalog, request)
+    if is_cohort_request(catalog, names):
+        return resolve_cohort(catalog, request, names)
     affinity = _affinity(catalog, names)
     item_model = affinity.item_model if affinity else None
     _no_duplicates(request.dimensions, "dimension")
@@ -177,6 +181,9 @@ def _bind_filter(catalog: Catalog, where, index: int, item_model: str | None) ->
     parsed = parse_filter(where, field=field)  # text, or a condition tree a front end built
     text = where if isinstance(where, str) else where.sql(SOURCE_DIALECT)
     refs = {ref: parse_ref(catalog, ref, item_model=item_model) for ref in parsed.refs}
+    from .metric_filters import check_refs
+
+    check_refs(catalog, parsed.condition)  # metric(name, by=entity): names known (compiler/metric_filters.py)
     if isinstance(parsed.condition, exp.Column) and refs[parsed.refs[0]].type != "boolean":
         from .errors import FilterError
 

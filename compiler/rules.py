@@ -33,10 +33,10 @@ _KINDS = (("metric", "metrics"), ("semantic model", "model"), ("view", "views"),
 class Rules(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    require: dict[Tier, tuple[Literal["owner", "description", "label", "replaced_by", "sunset", "tags"], ...]] = {}
-    certified_may_not_depend_on: tuple[Tier, ...] = ()
-    owners: tuple[str, ...] | None = None
-    severity: Literal["error", "warning"] = "error"
+    require: dict[Tier, tuple[Literal["owner", "description", "label", "replaced_by", "sunset", "tags"], ...]] = {}  # fields each tier must fill, e.g. certified: [owner, description]
+    certified_may_not_depend_on: tuple[Tier, ...] = ()  # tiers a certified metric may not be built on
+    owners: tuple[str, ...] | None = None  # the allowed owners; absent: any
+    severity: Literal["error", "warning"] = "error"  # error fails `canon validate`; warning only reports
 
 
 DEFAULT_RULES = Rules(

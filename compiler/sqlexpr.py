@@ -18,6 +18,7 @@ from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import TokenType
 
 from .errors import ConfigError, FilterError, Location
+from .metric_filters import MetricRef, recognize  # filters on metrics: metric(order_count, by=customer) >= 3
 
 # Canon's own expression language is the ANSI-ish default dialect; output is rendered per warehouse.
 SOURCE_DIALECT = "duckdb"
@@ -93,9 +94,10 @@ def parse_filter(text: str | exp.Expression, *, field: str = "where") -> ParsedF
 
 def check_filter(tree: exp.Expression, *, field: str = "where", text: str = "") -> ParsedFilter:
     """Walk every node of a filter against the allow-list (the tree is kept and may be changed)."""
+    tree = recognize(tree, field)  # metric(order_count, by=customer): a filter on another metric
     refs: list[str] = []
     for node in tree.walk():
-        if not isinstance(node, _FILTER_NODES):
+        if not isinstance(node, _FILTER_NODES + (MetricRef,)):
             raise FilterError(
                 f"{node.sql(SOURCE_DIALECT)[:60]!r} is not allowed in a filter",
                 location=Location(path=field),

@@ -15,7 +15,8 @@ from .errors import QueryError
 RELATIVE_RANGES = (
     "today", "yesterday", "last N days", "last N weeks", "last N months", "this week", "last week",
     "this month", "last month", "this quarter", "last quarter", "this year", "last year",
-    "month to date", "quarter to date", "year to date",
+    "month to date", "quarter to date", "year to date", "last N complete days", "last N complete weeks",
+    "last N complete months", "last N complete quarters", "last N complete years",
 )
 
 
@@ -40,6 +41,9 @@ def relative_range(text: str, today: date, *, week_start: int = 0, fiscal_year_s
     """The inclusive (first day, last day) a phrase names. week_start: 0 = Monday ... 6 = Sunday."""
     phrase = " ".join(str(text).lower().replace("-", " ").split())
     week = today - timedelta(days=(today.weekday() - week_start) % 7)
+    match = re.fullmatch(r"(?:last|past) (\d{1,4}) complete (day|week|month|quarter|year)s?", phrase)
+    if match:
+        return _complete(text, int(match.group(1)), match.group(2), today, week)
     match = re.fullmatch(r"(?:last|past) (\d{1,4}) (day|week|month)s?", phrase)
     if match:
         n, unit = int(match.group(1)), match.group(2)
@@ -76,6 +80,19 @@ def relative_range(text: str, today: date, *, week_start: int = 0, fiscal_year_s
 
     raise QueryError(f"unknown time range {text!r}", hint=did_you_mean(phrase, RELATIVE_RANGES) +
                      "; or give explicit dates (2025-01-01 to 2025-03-31)")
+
+
+def _complete(text: str, n: int, unit: str, today: date, week: date) -> tuple[date, date]:
+    """Looker's "last N complete weeks": the N whole periods before the one holding today."""
+    if n < 1:
+        raise QueryError(f"time range {text!r}: the count must be at least 1")
+    if unit == "day":
+        return today - timedelta(days=n), today - timedelta(days=1)
+    if unit == "week":
+        return week - timedelta(days=7 * n), week - timedelta(days=1)
+    span = {"month": 1, "quarter": 3, "year": 12}[unit]
+    current = {"month": _month_start(today), "quarter": _quarter_start(today), "year": date(today.year, 1, 1)}[unit]
+    return _add_months(current, -span * n), current - timedelta(days=1)
 
 
 def _shift_day(day: date, months: int) -> date:

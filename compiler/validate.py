@@ -77,8 +77,16 @@ def build_catalog(documents: list[Document], read_errors: list[CanonError] = ())
     _check_metrics(catalog, problems)
     _check_cycles(catalog, problems)
     _check_glossary(catalog, problems)
+    from .recommendations import check_recommendations  # the `recommendations:` block, if any
+
+    catalog.recommendations = check_recommendations(catalog, [(f.recommendations, d.file) for f, d in metric_files
+                                                              if f.recommendations is not None], problems)
     if not problems.errors:
         _check_saved_queries_and_views(catalog, problems)
+    if not problems.errors:
+        from .rollups import check_rollups
+
+        check_rollups(catalog, problems)
     if problems.errors:
         raise CatalogErrors(problems.errors)
     catalog.facts = build_facts(catalog)
@@ -91,11 +99,14 @@ def build_catalog(documents: list[Document], read_errors: list[CanonError] = ())
 _CLASS_FOR_KEY: dict[str, type[BaseModel]] = {
     "semantic_model": m.SemanticModel, "semantic_models": m.SemanticModel, "entities": m.Entity,
     "dimensions": m.Dimension, "measures": m.Measure, "deduplicate": m.Deduplicate,
-    "saved_queries": m.SavedQuery, "views": m.View, "numerator": m.MetricInput,
+    "saved_queries": m.SavedQuery, "exports": m.Export, "views": m.View, "numerator": m.MetricInput,
     "denominator": m.MetricInput, "glossary": m.GlossaryTerm, "segments": m.Segment,
+    "recommendations": m.Recommendations, "items": m.RecommendItems, "customers": m.RecommendCustomers,
+    "upsell": m.RecommendUpsell,
+    "rollups": m.Rollup, "refresh": m.RollupRefresh,
 }
 _METRIC_CLASSES = {"simple": m.SimpleMetric, "ratio": m.RatioMetric, "derived": m.DerivedMetric,
-                   "cumulative": m.CumulativeMetric, "conversion": m.ConversionMetric,
+                   "cumulative": m.CumulativeMetric, "conversion": m.ConversionMetric, "cohort": m.CohortMetric,
                    "affinity": m.AffinityMetric}
 
 
@@ -138,9 +149,11 @@ def _parse_documents(documents, problems):
                 _attach(sm, doc, path)
                 models.append((sm, doc, path))
         else:
-            for section in ("metrics", "saved_queries", "views", "glossary"):
+            for section in ("metrics", "saved_queries", "views", "glossary", "rollups"):
                 for i, item in enumerate(getattr(parsed, section)):
                     _attach(item, doc, (section, problems.raw_index(doc, section, i)))
+            if parsed.recommendations is not None:
+                _attach(parsed.recommendations, doc, ("recommendations",))
             metric_files.append((parsed, doc))
     return models, metric_files
 
@@ -172,7 +185,7 @@ def _salvage(doc: Document, expected: type[BaseModel], errors: list[dict], probl
     problems.dropped[doc.file] = {b for b in bad if len(b) == 2 and isinstance(b[1], int)}
     pruned = dict(data)
     for key, value in data.items():
-        if key == "semantic_model" and (key,) in {b[:1] for b in bad}:
+        if key in ("semantic_model", "recommendations") and (key,) in {b[:1] for b in bad}:
             _mark_broken(value, problems)
             pruned[key] = None
         elif isinstance(value, list):
@@ -199,7 +212,7 @@ def _mark_broken(item, problems: Problems):
             problems.broken.add(entity["name"])
 
 
-_ITEM_WORDS = {"metrics": "metric", "saved_queries": "saved query", "views": "view",
+_ITEM_WORDS = {"metrics": "metric", "saved_queries": "saved query", "views": "view", "rollups": "rollup",
                "semantic_model": "semantic model", "semantic_models": "semantic model",
                "entities": "entity", "dimensions": "dimension", "measures": "measure"}
 
@@ -478,9 +491,9 @@ def _safe_path(catalog: Catalog, source: str, target: str):
 
 def _register_metrics(metric_files, catalog: Catalog, problems: Problems):
     for parsed, _ in metric_files:
-        for section in ("metrics", "saved_queries", "views", "glossary"):
+        for section in ("metrics", "saved_queries", "views", "glossary", "rollups"):
             store = {"metrics": catalog.metrics, "saved_queries": catalog.saved_queries,
-                     "views": catalog.views, "glossary": catalog.glossary}[section]
+                     "views": catalog.views, "glossary": catalog.glossary, "rollups": catalog.rollups}[section]
             for item in getattr(parsed, section):
                 if item.name in store:
                     what = {"glossary": "glossary term"}.get(section, section[:-1].replace('_', ' '))
@@ -573,6 +586,21 @@ def _check_conversion(catalog: Catalog, metric: m.ConversionMetric, problems: Pr
                          "each base event must be counted once: give the model a primary entity")
 
 
+def _check_cohort(catalog: Catalog, metric: m.CohortMetric, problems: Problems):
+    from .cohort import check_definition
+
+    where = metric.location
+    if metric.entity not in catalog.entity_owner:
+        problems.add(f"metric '{metric.name}': unknown entity '{metric.entity}'", where,
+                     "a cohort groups the entities that are some model's primary entity; "
+                     + did_you_mean(metric.entity, catalog.entity_owner))
+        return
+    for role in ("cohort", "activity"):
+        simple = _simple_input(catalog, metric.name, getattr(metric, role), role, where, problems)
+        if simple is not None:
+            problems.check(lambda: check_definition(catalog, metric, role, simple), where, f"metric '{metric.name}': ")
+
+
 def _check_derived_expr(catalog, metric: m.DerivedMetric, where, problems: Problems):
     tree = problems.check(lambda: parse_definition_expr(metric.expr, where, what=f"metric '{metric.name}' expr"),
                           where)
@@ -620,6 +648,7 @@ def _check_affinity(catalog: Catalog, metric: m.AffinityMetric, problems: Proble
 
 _METRIC_CHECKS = {m.SimpleMetric: _check_simple, m.RatioMetric: _check_inputs, m.DerivedMetric: _check_derived,
                   m.CumulativeMetric: _check_cumulative, m.ConversionMetric: _check_conversion,
+                  m.CohortMetric: _check_cohort,
                   m.AffinityMetric: _check_affinity}
 
 
@@ -671,6 +700,13 @@ def _check_saved_queries_and_views(catalog: Catalog, problems: Problems):
                                where=(sq.where,) if sq.where else (), order=sq.order, limit=sq.limit)
         problems.check(lambda: compile_request(catalog, request), sq.location,
                        f"saved query '{name}': ")
+    seen: dict[str, str] = {}
+    for name, sq in catalog.saved_queries.items():
+        for export in sq.exports:  # export names are how `canon exports run NAME` and /v1/status say which
+            if export.name in seen:
+                problems.add(f"saved query '{name}': export '{export.name}' is also an export of saved query "
+                             f"'{seen[export.name]}'", sq.location_of("exports"), "give each export its own name")
+            seen[export.name] = name
     for name, view in catalog.views.items():
         where = view.location
         for segment in view.segments:

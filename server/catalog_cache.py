@@ -20,7 +20,8 @@ from canon.compiler.errors import ConfigError
 from canon.compiler.load import SETTINGS_FILE, find_definition_files, read_bytes
 
 CACHE_FILE = Path(".canon") / "catalog.pickle"
-FORMAT = 4  # 2: modules live under canon.; 3: metric facts, locations on the definitions; 4: segments
+FORMAT = 5  # 2: modules live under canon.; 3: metric facts, locations on the definitions; 4: segments;
+# 5: roles, validity, cohorts, rollups, recommendations, exports, formats
 
 
 def fingerprint(project: Path) -> str:

@@ -61,14 +61,16 @@ def _query_options(f):
         click.option("--saved-query", "saved_query", default=None,
                      help="Run a saved query by name instead of --metric/--by (filters, ranges, order and limit add to it)."),
         click.option("--by", "-b", "dimensions", multiple=True,
-                     help="Dimension: model.dimension[.grain], metric_time.<grain>, antecedent./consequent.<dim>."),
+                     help="Dimension: model.dimension[.grain|.part], metric_time.<grain|part> (parts: dow, dom, doy, "
+                          "week_of_year, month_of_year, quarter_of_year, hour_of_day), antecedent./consequent.<dim>."),
         click.option("--where", "-w", "where", multiple=True, help="Filter over dimensions; repeat to AND them."),
         click.option("--order", "-o", "order", multiple=True, help="Metric or dimension; prefix '-' for descending."),
         click.option("--limit", "-l", type=int, default=None, help="At most this many rows."),
         click.option("--start", default=None, help="metric_time from this date/time (inclusive)."),
         click.option("--end", default=None, help="metric_time up to this date (inclusive) or time (exclusive)."),
         click.option("--time-range", "time_range", default=None,
-                     help="Relative range instead of --start/--end: 'last 28 days', 'this month', 'year to date', ..."),
+                     help="Relative range instead of --start/--end: 'last 28 days', 'last 12 complete weeks', "
+                          "'this month', 'year to date', ..."),
         click.option("--having", "having", multiple=True, help="Condition on metric values, e.g. 'revenue > 1000'."),
         click.option("--timezone", "--tz", "timezone", default=None, help="IANA time zone for days, weeks and months."),
         click.option("--today", default=None, help="The date relative ranges count from (default: canon.yml, then the clock)."),
@@ -118,16 +120,23 @@ def _catalog(project, *, cached: bool = True):
 @click.option("--timeout", type=click.FloatRange(min=0.001), default=None,
               help="This query's time cap in seconds (default: limits.query_timeout_s in canon.yml, 30).")
 @click.option("--format", "-f", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("--no-rollups", "no_rollups", is_flag=True, help="Read the raw tables, never a rollup.")
 def query(project, metrics, saved_query, dimensions, where, order, limit, start, end, time_range, having, timezone,
-          today, fill_gaps, warehouse, timeout, fmt):
+          today, fill_gaps, warehouse, timeout, fmt, no_rollups):
     """Compute metrics by dimensions on the warehouse."""
+    from dataclasses import replace
+
     from canon.server.runtime import Identity, Runtime
 
     with Runtime.open(project, warehouse, cached_catalog=True) as runtime:
         request = _request(runtime.catalog, saved_query, metrics, dimensions, where, order, limit, start, end,
                            time_range, having, timezone, today, fill_gaps)
+        if no_rollups:
+            request = replace(request, extra={**request.extra, "use_rollups": False})
         runtime.prepare(request, timeout_s=timeout)  # a bad request fails here, before the warehouse is opened
         runtime.freshness.refresh()  # one small query per monitored source, for stale-source warnings
+        if not no_rollups:
+            runtime.rollups.read(runtime.catalog)  # which rollups are built and fresh (server/rollups/)
         result = runtime.query(request, identity=Identity(via="cli"), timeout_s=timeout)
     for warning in result.warnings or ():
         click.echo(f"warning: {warning}", err=True)
@@ -137,23 +146,18 @@ def query(project, metrics, saved_query, dimensions, where, order, limit, start,
 def _print_result(result, fmt):
     from canon.server import results
 
+    if fmt in ("json", "csv"):
+        from canon.server.cli_table import echo_partial
+
+        echo_partial(result)
     if fmt == "json":
         click.echo(results.to_json(result))
     elif fmt == "csv":
         click.echo(results.to_csv(result), nl=False)
     else:
-        from rich.console import Console
-        from rich.table import Table
+        from canon.server.cli_table import print_table
 
-        table = Table(show_header=True, header_style="bold")
-        for column in result.columns:
-            table.add_column(column["name"], justify="right" if column["type"] == "number" else "left")
-        kinds = [c["type"] for c in result.columns]
-        for row in result.rows:
-            table.add_row(*(results.format_cell(v, k) for v, k in zip(row, kinds)))
-        console = Console()
-        console.print(table)
-        console.print(f"{len(result.rows)} row(s) in {result.elapsed_ms:.1f} ms", style="dim")
+        print_table(result)
 
 
 @main.command(name="compile")
@@ -216,8 +220,13 @@ def demo(project, path, scale, seed, target):
     if path is None:
         try:
             target = demo_path(find_project(project))
-        except Exception:
-            target = Path.cwd() / ".canon" / "demo.duckdb"
+        except Exception:  # no project here: the demo catalog shipped in the package is copied in
+            from canon.server.demo import install_demo_project
+
+            root = Path(project) if project else Path.cwd()
+            for written in install_demo_project(root):
+                click.echo(f"wrote {written}")
+            target = root / ".canon" / "demo.duckdb"
     else:
         target = Path(path)
     counts = build_demo(target, scale=scale, seed=seed, progress=scale >= 5 and sys.stderr.isatty())
@@ -711,25 +720,28 @@ _WAREHOUSE_HELP = "DuckDB file or postgresql:// URL (default: $CANON_WAREHOUSE, 
 @click.option("--product", "-p", default=None, help="Product id or exact product name.")
 @click.option("--category", default=None, help="A category instead of a product: category-level rules.")
 @click.option("--brand", default=None, help="A brand instead of a product: brand-level rules.")
+@click.option("--level", "level_value", nargs=2, default=None, metavar="LEVEL VALUE",
+              help="A value of any level of the `recommendations:` block's items.levels: --level category Phones.")
 @click.option("--limit", "-l", type=click.IntRange(1, 1000), default=10, show_default=True)
 @click.option("--min-support", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Only rules whose cross_sell_support is at least this share of orders.")
 @click.option("--days", type=click.IntRange(1, 3660), default=None, help="Window: the last N days of data (default 365).")
 @click.option("--warehouse", default=None, help=_WAREHOUSE_HELP)
 @click.option("--format", "-f", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True)
-def cross_sell_command(project, product, category, brand, limit, min_support, days, warehouse, fmt):
+def cross_sell_command(project, product, category, brand, level_value, limit, min_support, days, warehouse, fmt):
     """Products (or categories, brands) most often bought with one, ranked by cross_sell_score."""
     from canon.compiler.errors import QueryError
     from canon.server.recommend import cli_support, engine
 
     given = [(lvl, v) for lvl, v in (("product", product), ("category", category), ("brand", brand)) if v is not None]
+    given += [tuple(level_value)] if level_value else []
     if len(given) != 1:
-        raise QueryError("give exactly one of --product, --category or --brand")
+        raise QueryError("give exactly one of --product, --level LEVEL VALUE, --category or --brand")
     level, value = given[0]
     with cli_support.open_store(project, warehouse) as store:
         snapshot, window = store.window(days)
         body = engine.cross_sell(snapshot, window, value, level=level, limit=limit, min_support=min_support,
-                                 field=f"--{level}")
+                                 field="--level" if level_value else f"--{level}")
     if fmt == "json":
         click.echo(cli_support.to_json(body))
         return
@@ -760,11 +772,7 @@ def recommend_command(project, customer, limit, min_support, days, warehouse, fm
     if fmt == "json":
         click.echo(cli_support.to_json(body))
         return
-    cli_support.print_items(
-        f"Customer {body['customer_id']} ({body['segment']}, {body['country_code']}, RFM {body['rfm_segment']}): "
-        f"{body['strategy']}",
-        [("product_id", "id"), ("product_name", "product"), ("cross_sell_score", "score"),
-         ("cross_sell_lift", "lift"), ("reason", "why")], body["items"])
+    cli_support.print_recommend(body, snapshot)
 
 
 @main.command(name="upsell")
@@ -784,12 +792,7 @@ def upsell_command(project, customer, limit, days, warehouse, fmt):
     if fmt == "json":
         click.echo(cli_support.to_json(body))
         return
-    items = [{**i, "bought": f"{c['highest_tier_bought']} ({c['highest_list_price_bought']:.2f})"}
-             for c in body["categories"] for i in c["items"]]
-    cli_support.print_items(
-        f"Upsell for customer {body['customer_id']}",
-        [("category", "category"), ("bought", "highest bought"), ("product_name", "product"), ("tier", "tier"),
-         ("list_price", "price"), ("expected_uplift", "uplift"), ("product_purchase_frequency", "orders")], items)
+    cli_support.print_upsell(body, snapshot)
 
 
 @main.command(name="audience")
@@ -914,6 +917,24 @@ def glossary(project, text, fmt):
     if text and not entries:
         click.echo(f"no glossary term matches {text!r}", err=True)
         sys.exit(1)
+
+
+def _register_modules() -> None:
+    """Subcommands that live in modules of their own."""
+    from canon.server.cli_import import import_group
+    from canon.server.cli_schema import schema_command
+
+    main.add_command(import_group)
+    main.add_command(schema_command)
+    from canon.server.cli_rollups import rollups_group
+
+    main.add_command(rollups_group)
+    from canon.server.cli_exports import exports_group
+
+    main.add_command(exports_group)
+
+
+_register_modules()
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@
 - one view per Canon view (`sales.revenue`, `sales.product_category`, `sales.metric_time`), each
   member naming the cube member it stands for (`aliasMember`);
 - `antecedent` / `consequent` cubes with the item dimensions of affinity metrics.
+- a `cohort` cube with `cohort.periods_since`, for cohort metrics.
 
 A measure's `drillMembers` are the descriptive dimensions of the model its metric is counted on, so
 the JS client's `drillDown()` lists the groups behind a value (see cube_query: a dimension-only query
@@ -38,6 +39,7 @@ class Member:
     drill: tuple[str, ...] = ()  # Cube members to drill a measure down to
     alias_of: str | None = None  # a view member: the cube member it stands for
     sql: str | None = None  # the definition (extended meta)
+    format: str | None = None  # a metric's `format`: number, currency, percent
 
 
 @dataclass
@@ -103,7 +105,8 @@ def build_schema(catalog) -> CubeSchema:
         return Member(f"{cube}.{name}", name, "measure", "number", f"{_title(cube)} {label}", label,
                       " ".join((metric.description or "").split()) or None, AGG_TYPES.get(facts.agg, "number"),
                       cumulative=metric.type == "cumulative", drill=drill(name), alias_of=alias_of,
-                      sql=getattr(metric, "measure", None) or getattr(metric, "expr", None))
+                      sql=getattr(metric, "measure", None) or getattr(metric, "expr", None),
+                      format=getattr(metric, "format", None))
 
     def segment_member(cube: str, name: str, ref: str, alias_of: str | None = None) -> Member:
         model, segment = ref.split(".", 1)
@@ -146,6 +149,14 @@ def build_schema(catalog) -> CubeSchema:
                      [dim_member(side, dim.name, f"{side}.{dim.name}", dim) for dim in dims],
                      {"canon": {"kind": "affinity_side", "item_model": item_model}})
 
+    if "cohort" not in taken and any(metric.type == "cohort" for metric in catalog.metrics.values()):
+        taken.add("cohort")  # cohort.periods_since of cohort metrics (compiler/cohort.py)
+        add_cube("cohort", "Cohort", "Periods since each member's cohort start, for cohort metrics (retention).",
+                 "cube", [Member("cohort.periods_since", "cohort.periods_since", "dimension", "number",
+                                 "Cohort Periods Since", "Periods Since",
+                                 "Periods from each member's cohort period (metric_time) at metric_time's grain.")],
+                 {"canon": {"kind": "cohort"}})
+
     for view in catalog.views.values():
         if view.name in taken:
             continue
@@ -175,6 +186,7 @@ def _measure_meta(member: Member) -> dict:
             "cumulative": member.cumulative, "cumulativeTotal": False, "drillMembers": list(member.drill),
             "drillMembersGrouped": {"measures": [], "dimensions": list(member.drill)}, "isVisible": True,
             "public": True, **({"aliasMember": member.alias_of} if member.alias_of else {}),
+            **({"format": member.format} if member.format else {}),
             "meta": {"canon": {"metric": member.ref}}, "sql": member.sql}
 
 

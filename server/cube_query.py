@@ -198,10 +198,13 @@ def translate(ctx: Context, query: dict, tz: str | None, *, date_override: tuple
     """One Cube query (already checked to be an object) as a Canon request. `date_override` replaces
     the dateRange of timeDimensions[i] (one range of a compareDateRange)."""
     schema = ctx.schema
-    if query.get("ungrouped"):
-        raise QueryError("ungrouped queries are not supported: Canon answers with metrics aggregated by "
-                         "dimensions, never raw rows", location=Location(path="ungrouped"),
-                         hint="leave ungrouped out; group by the dimensions you need")
+    ungrouped = query.get("ungrouped", False)
+    if not isinstance(ungrouped, bool):
+        raise QueryError(f"ungrouped: {ungrouped!r} must be true or false", location=Location(path="ungrouped"))
+    if ungrouped and _list(query, "measures"):
+        raise QueryError("ungrouped: Canon lists raw rows of dimensions only; a measure is an aggregate "
+                         "(Cube would return its SQL expression per row)", location=Location(path="ungrouped"),
+                         hint="leave the measures out of an ungrouped query, or drop ungrouped")
     response_format = query.get("responseFormat") or "default"
     if response_format not in RESPONSE_FORMATS:
         raise QueryError(f"responseFormat: {response_format!r} is not one of {', '.join(RESPONSE_FORMATS)}",
@@ -296,17 +299,15 @@ def translate(ctx: Context, query: dict, tz: str | None, *, date_override: tuple
             if ref not in metrics:  # filtered on but not asked for: computed, not returned (as in Cube)
                 metrics.append(ref)
         having_trees.append(condition)
-    if not metrics:
-        raise QueryError("measures: a query without measures is answered only with a measure filter "
-                         "(as drillDown() sends): Canon lists the groups of a metric's facts",
-                         location=Location(path="measures"),
-                         hint="add a measure, or a filter {member: <measure>, operator: 'measureFilter'}")
+    if not metrics and not dims:
+        raise QueryError("the query names no measure and no dimension", location=Location(path="measures"),
+                         hint="add a measure, or dimensions to list the combinations of their values")
 
     order, normalized_order = _order(query, order_alias, first_grain, measures, plain_dims)
     limit, offset = _limit(query, ctx.max_rows)
     request = QueryRequest(metrics=tuple(metrics), dimensions=tuple(dims), where=tuple(where),
                            having=tuple(having_trees), order=tuple(order), limit=max(limit, 1), offset=offset,
-                           timezone=tz)
+                           timezone=tz, ungrouped=ungrouped)
     normalized = {
         "measures": [x.name for x in measures],
         "dimensions": [n for n in _list(query, "dimensions")],
@@ -320,6 +321,7 @@ def translate(ctx: Context, query: dict, tz: str | None, *, date_override: tuple
         "rowLimit": limit,
         "queryType": REGULAR,
         **({"total": True} if query.get("total") else {}),
+        **({"ungrouped": True} if ungrouped else {}),
         **({"responseFormat": response_format} if query.get("responseFormat") else {}),
     }
     return Translated(request, normalized, outputs, annotation, bool(query.get("total")), response_format,

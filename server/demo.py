@@ -217,6 +217,8 @@ def _populate(con: duckdb.DuckDBPyConnection, scale: float, rng: np.random.Gener
             _insert(con, "order_items", items)
             next_item_id += len(items["order_item_id"])
             advance()
+    # last: drawing it moves no other table's random numbers
+    _insert(con, "customer_segment_history", _segment_history_table(rng, customers))
 
 
 @contextlib.contextmanager
@@ -763,6 +765,43 @@ def _customers_table(c: dict[str, np.ndarray]) -> dict[str, pa.Array]:
     }
 
 
+def _segment_history_table(rng: np.random.Generator, c: dict[str, np.ndarray]) -> dict[str, pa.Array]:
+    """Type II history: some customers changed segment once or twice after signing up, mostly moving up
+    from the next smaller segment (the upsell a sales team wants credited); the last row of each
+    customer is open (valid_to NULL) and holds today's segment in customers."""
+    n = len(c["customer_id"])
+    # consumers rarely changed; business customers often came up from a smaller segment
+    stay = np.asarray((0.92, 0.55, 0.45))[c["segment"]]
+    once = np.asarray((0.07, 0.35, 0.40))[c["segment"]]
+    u = rng.random(n)
+    changes = (u >= stay).astype(np.int64) + (u >= stay + once)
+    rows = changes + 1
+    cust = np.repeat(np.arange(n), rows)
+    first = np.repeat(np.cumsum(rows) - rows, rows)
+    idx = np.arange(len(cust)) - first
+    # change times: uniform between signup and the end of the data, in order within each customer
+    u = np.where(idx == 0, -1.0, rng.random(len(cust)))
+    u = u[np.lexsort((u, cust))]
+    signup = c["signup"][cust]
+    valid_from = np.where(idx == 0, signup, signup + ((END_SEC - signup) * u).astype(np.int64))
+    last = idx == rows[cust] - 1
+    valid_to = np.where(last, -1, np.roll(valid_from, -1))
+    segment = np.where(last, c["segment"][cust], -1)
+    up = rng.random(len(cust)) < 0.8
+    other = rng.integers(1, len(SEGMENTS), len(cust))
+    for back in (1, 2):  # fill each earlier row from the row after it
+        at = np.flatnonzero(idx == rows[cust] - 1 - back)
+        after = segment[at + 1]
+        segment[at] = np.where(up[at] & (after > 0), after - 1, (after + other[at]) % len(SEGMENTS))
+    return {
+        "history_id": _int(np.arange(1, len(cust) + 1)),
+        "customer_id": _int(c["customer_id"][cust]),
+        "segment": _dict(segment, SEGMENTS),
+        "valid_from": _ts(valid_from),
+        "valid_to": _ts(valid_to),
+    }
+
+
 def _lookup(ids: np.ndarray, index: np.ndarray) -> np.ndarray:
     """ids[index], keeping -1 (missing) as -1."""
     return np.where(index >= 0, ids[np.maximum(index, 0)], -1)
@@ -821,3 +860,39 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, pa.Ar
         con.execute(insert.sql("duckdb"))
     finally:
         con.unregister("_demo_batch")
+
+# --------------------------------------------------------------------------
+# the demo catalog, shipped in the package (pyproject.toml maps it to canon/demo_project/)
+
+
+def packaged_project() -> Path:
+    """The demo catalog: canon/demo_project/ in an installed wheel, the repository root in a checkout."""
+    import canon
+
+    for folder in (Path(canon.__file__).resolve().parent / "demo_project", Path(__file__).resolve().parents[1]):
+        if (folder / "semantic_models").is_dir() and (folder / "metrics").is_dir():
+            return folder
+    raise FileNotFoundError("the demo catalog is not installed (canon/demo_project/ is missing)")
+
+
+def install_demo_project(target: Path) -> list[Path]:
+    """Copy the demo catalog (semantic_models/, metrics/, canon.yml) into `target`, a folder without a
+    project, so `canon demo` then `canon query` work anywhere after a plain `pip install`."""
+    import shutil
+
+    from canon.compiler.errors import ConfigError
+
+    target = Path(target)
+    partial = [name for name in ("semantic_models", "metrics") if (target / name).exists()]
+    if partial:
+        raise ConfigError(f"{target} has {partial[0]}/ but is not a complete Canon project",
+                          hint="run `canon demo` in an empty folder, or pass --project DIR of a project")
+    source = packaged_project()
+    written = []
+    for name in ("semantic_models", "metrics"):
+        shutil.copytree(source / name, target / name, ignore=shutil.ignore_patterns("__pycache__", "*.py*"))
+        written.append(target / name)
+    if not (target / "canon.yml").exists():
+        shutil.copyfile(source / "canon.yml", target / "canon.yml")
+        written.append(target / "canon.yml")
+    return written

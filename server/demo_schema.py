@@ -74,6 +74,17 @@ TABLES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("date_day", "DATE PRIMARY KEY"),
     )),
 )
+# type II history of customers' segments (valid_from <= t < valid_to; the open row, valid_to NULL, is
+# today's segment in customers); drawn after every other table, so adding it changed none of them
+TABLES += (
+    ("customer_segment_history", (
+        ("history_id", "BIGINT PRIMARY KEY"),
+        ("customer_id", "BIGINT NOT NULL"),
+        ("segment", "VARCHAR NOT NULL"),
+        ("valid_from", "TIMESTAMP NOT NULL"),
+        ("valid_to", "TIMESTAMP"),
+    )),
+)
 TIME_SPINE_DAYS = (datetime.date(2023, 1, 1), datetime.date(2027, 12, 31))
 
 

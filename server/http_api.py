@@ -11,6 +11,8 @@ time cap, and a client that disconnects cancels its query in the engine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Path as PathParam, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from canon.compiler import model as m
@@ -28,6 +30,7 @@ from canon.compiler.introspect import MAX_VALUES, dependencies, dimensions_for
 from canon.compiler.request import QueryRequest
 
 from . import http_models as hm
+from .arrow_answer import ARROW_STREAM, arrow_stream, wants_arrow
 from .results import QueryResult, json_value
 from .http_auth import identity_of
 from .http_guard import without_paths
@@ -65,7 +68,8 @@ def build_request(catalog, body: hm.QueryBody) -> QueryRequest:
     return QueryRequest(metrics=tuple(body.metrics), dimensions=tuple(body.dimensions), where=tuple(where),
                         order=as_tuple(body.order), limit=body.limit, offset=body.offset,
                         start=body.start, end=body.end, time_range=body.time_range, having=as_tuple(body.having),
-                        timezone=body.timezone, today=body.today, fill_gaps=body.fill_gaps)
+                        timezone=body.timezone, today=body.today, fill_gaps=body.fill_gaps,
+                        extra={} if getattr(body, "use_rollups", True) else {"use_rollups": False})
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -132,7 +136,8 @@ QUERY_ERRORS = {**ERRORS, 503: {"model": hm.ErrorBody}, 504: {"model": hm.ErrorB
 def _summary(name: str, metric) -> dict:
     return {"name": name, "type": metric.type, "label": metric.label,
             "description": " ".join((metric.description or "").split()) or None,
-            "owner": metric.owner, "tier": metric.tier, "tags": list(metric.tags)}
+            "owner": metric.owner, "tier": metric.tier, "tags": list(metric.tags),
+            "format": getattr(metric, "format", None)}
 
 
 @router.get("/healthz", tags=["status"])
@@ -153,9 +158,14 @@ async def status(request: Request):
         models = {m for name in grant.visible_metrics(catalog) if grant.queryable(catalog, name)
                   for m in catalog.facts[name].models}
         freshness = [f for f in freshness if f["model"] in models]
+    exports = runtime.exports.status(catalog)
+    if not grant.open:  # only exports of saved queries whose metrics this caller may query
+        exports = [e for e in exports
+                   if all(grant.queryable(catalog, n) for n in catalog.saved_queries[e["saved_query"]].metrics)]
     answer = {
         "status": "ok" if warehouse["reachable"] and not state.errors else "degraded",
         "freshness": freshness,
+        "exports": exports,
         "catalog_version": catalog.version,
         "catalog_loaded_at": state.snapshot.loaded_at,
         "catalog": {"models": len(catalog.models), "metrics": len(catalog.metrics),
@@ -329,6 +339,10 @@ async def query(request: Request, body: hm.QueryBody):
     catalog, runtime = catalog_of(request), runtime_of(request)
     wanted = await runtime.run(build_request, catalog, body)  # many structured values: CPU work, off the loop
     result = await run_request(request, wanted, timeout_s=body.timeout_s)
+    if wants_arrow(request.headers.get("accept")):  # notebooks and services: typed columns, no JSON
+        flags = {k: True for k in ("truncated", "cached") if getattr(result, k, False)}
+        payload = await runtime.run(functools.partial(arrow_stream, result, **flags))
+        return Response(payload, media_type=ARROW_STREAM, headers=warning_header(result.warnings))
     return JSONResponse(result_body(result), headers=warning_header(result.warnings))
 
 
@@ -495,8 +509,10 @@ def create_app(project_dir, warehouse_url: str | None = None, *, query_timeout_s
         pg_server = _start_pg(runtime, pg) if pg else None
         log.warning("Canon serving %s (catalog %s, %d metrics) on warehouse %s",
                     project, runtime.catalog.version, len(runtime.catalog.metrics), safe_url(url))
+        sessions = _mount_mcp(app)  # MCP over streamable HTTP, if installed (a manager runs once: one per start)
         try:
-            yield
+            async with sessions.run() if sessions is not None else contextlib.nullcontext():
+                yield
         finally:
             if pg_server:
                 pg_server.stop()
@@ -526,7 +542,23 @@ def create_app(project_dir, warehouse_url: str | None = None, *, query_timeout_s
     app.include_router(cube_router)
     app.include_router(cube_health_router)  # Cube's /readyz and /livez
     from .recommend.routes import install as install_recommendations; install_recommendations(app, project, url)  # noqa: E702
+    from .webapp.routes import install as install_webapp; install_webapp(app)  # noqa: E702 — the web app at /
     return app
+
+
+def _mount_mcp(app: FastAPI):
+    """The MCP tools at /mcp (streamable HTTP) when the `mcp` extra is installed: behind the same guard
+    and authentication as every route, answering as the request's identity. Called at each start (a
+    session manager runs once), replacing the previous start's route; returns the manager to run."""
+    import importlib.util
+
+    if importlib.util.find_spec("mcp") is None:
+        return None
+    from .mcp_server import MCP_PATH, http_routes
+
+    routes, sessions = http_routes(lambda: app.state.runtime)
+    app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", None) != MCP_PATH] + list(routes)
+    return sessions
 
 
 def _start_pg(runtime: Runtime, pg: tuple[str, int]):

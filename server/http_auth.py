@@ -23,11 +23,12 @@ from canon.compiler.errors import AuthenticationError, ConfigError
 from .runtime import Identity
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/livez", "/openapi.json", "/docs", "/docs/oauth2-redirect",
-                          "/redoc", "/cubejs-api/v1/readyz", "/cubejs-api/v1/livez"})
+                          "/redoc", "/cubejs-api/v1/readyz", "/cubejs-api/v1/livez", "/"})
+PUBLIC_PREFIXES = ("/app/",)  # the web app's shell and assets (server/webapp): no data; its API calls carry the token
 
 
 def front_end(path: str) -> str:
-    return "cube" if path.startswith("/cubejs-api") else "http"
+    return "cube" if path.startswith("/cubejs-api") else "mcp" if path.startswith("/mcp") else "http"
 
 
 def identity_of(request: Request) -> Identity:
@@ -43,7 +44,8 @@ class AuthMiddleware:
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["method"] == "OPTIONS" or scope["path"] in PUBLIC_PATHS:
+        if scope["type"] != "http" or scope["method"] == "OPTIONS" or scope["path"] in PUBLIC_PATHS \
+                or scope["path"].startswith(PUBLIC_PREFIXES):
             await self.app(scope, receive, send)
             return
         via = front_end(scope["path"])

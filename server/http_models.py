@@ -64,6 +64,8 @@ class QueryBody(Strict):
                                    "other dimensions (default: only a pure time series of join_to_timespine metrics)")
     timeout_s: float | None = Field(default=None, gt=0, description="This query's time cap in seconds, within the "
                                     "server's limit (default: limits.query_timeout_s in canon.yml)")
+    use_rollups: bool = Field(default=True, description="Answer from a rollup when one answers exactly; false reads "
+                              "the raw tables")
 
 
 class CompileBody(QueryBody):
@@ -84,6 +86,9 @@ class QueryResponse(BaseModel):
     warnings: list[str] | None = None
     truncated: bool | None = Field(default=None, description="true when more rows exist than the server's row limit")
     cached: bool | None = Field(default=None, description="true when answered from the result cache (canon.yml `cache:`)")
+    rollup: str | None = Field(default=None, description="the rollup that answered, when one did (canon rollups)")
+    partial_periods: dict[str, list[str]] | None = Field(
+        default=None, description="{time column: [period starts]}: first/last periods holding only some of their days")
 
 
 class CompileResponse(BaseModel):
@@ -108,6 +113,7 @@ class MetricSummary(BaseModel):
     owner: str | None = None
     tier: str
     tags: list[str] = []
+    format: str | None = Field(None, description="how to show a value: number, currency or percent")
 
 
 class MetricList(BaseModel):
@@ -152,6 +158,7 @@ class StatusResponse(BaseModel):
     load_errors: list[dict]
     warehouse: dict
     freshness: list[dict] = []  # each monitored source: newest load, age, fresh | warn | error
+    exports: list[dict] = []  # each saved-query export: target, schedule, last run, fresh | stale | failed | never
 
 
 # --- the Cube REST API's parameters, for the OpenAPI only (server/cube_api.py reads and checks the query

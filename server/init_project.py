@@ -127,7 +127,9 @@ def propose(schema: Schema, warehouse: str, tables: list[Table] | None = None) -
         files[f"semantic_models/{proposal.name}.yml"] = "\n".join(proposal.lines) + "\n"
     files["metrics/starter.yml"] = _metrics(proposals)
     files["canon.yml"] = _config(warehouse)
-    return files
+    from .schema_doc import project_files  # the `$schema` line and the schemas editors read
+
+    return project_files(files)
 
 
 def _primary(table: Table, name: str) -> tuple[str | None, bool]:

@@ -21,11 +21,17 @@ class QueryResult:
     sql: str
     elapsed_ms: float
     warnings: list[str] | None = None
+    # {time column: [start dates]}: periods holding only some of their days (server/runtime/time_notes.py)
+    partial_periods: dict | None = None
 
     def to_dict(self) -> dict:
         body = {"columns": self.columns, "rows": self.rows, "sql": self.sql, "elapsed_ms": self.elapsed_ms}
+        if getattr(self, "rollup", None):  # answered from this rollup (server/rollups/)
+            body["rollup"] = self.rollup
         if self.warnings:
             body["warnings"] = self.warnings
+        if self.partial_periods:
+            body["partial_periods"] = self.partial_periods
         return body
 
 

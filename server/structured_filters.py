@@ -52,7 +52,8 @@ def _dimension_type(catalog, ref: str) -> str:
     item_model = None
     if head in SIDES:
         item_model = next((a.item_model for a in catalog.affinities.values()), None)
-    dimref = parse_ref(catalog, ref, item_model=item_model)  # unknown names: UnknownNameError with did-you-mean
+    # unknown names: UnknownNameError with did-you-mean; cohort.periods_since is typed here, checked by the compiler
+    dimref = parse_ref(catalog, ref, item_model=item_model, cohort=True)
     return dimref.type
 
 

@@ -7,7 +7,7 @@ registered below: a throwaway server holding the same demo data, same scale and 
 Markers (registered in pyproject.toml) are set here, in pytest_collection_modifyitems: `postgres` on every
 test that uses the throwaway PostgreSQL server (a pg_server_url / pg_demo_url fixture, or a fixture
 parametrized with "postgres", like `warehouse`); test files mark what needs Java, Node, ODBC, Spark/chDB
-or is slow (`java`, `node`, `odbc`, `engines`, `slow`); every other test gets `fast`. The fast lane,
+or is slow (`java`, `node`, `odbc`, `engines`, `superset`, `slow`); every other test gets `fast`. The fast lane,
 `python -m pytest -q -n 2 -m fast`, runs exactly those; the full suite runs everything.
 """
 
@@ -57,7 +57,7 @@ def warehouse(request):
 # --- markers: which tests need what (the fast lane is `-m fast`) -----------------------------------------
 
 POSTGRES_FIXTURES = {"pg_server_url", "pg_demo_url"}  # the throwaway server (tests/support/pg_server.py)
-NOT_FAST = ("postgres", "java", "node", "odbc", "engines", "slow")
+NOT_FAST = ("postgres", "java", "node", "odbc", "engines", "slow", "superset")
 
 
 def _uses_postgres(item) -> bool:

@@ -74,3 +74,25 @@ def test_errors_are_canon_errors(server):
         with pytest.raises(canon.AccessDeniedError) as denied:
             manager.query("cac")
         assert "managers" in str(denied.value)
+
+
+def test_arrow_answers_equal_json_and_hand_sql(server):
+    """`Accept: application/vnd.apache.arrow.stream`: the same numbers as the JSON answer and hand SQL,
+    typed (timestamps, int64 counts), the row filter of the token applied, errors still JSON."""
+    import json
+
+    import pyarrow as pa
+
+    with canon.Client(server, token=token(role="manager", country="DE")) as client:
+        table = client.query_arrow("revenue", by="product.category")
+        assert table.column_names == ["product.category", "revenue"]
+        assert_same([list(r.values()) for r in table.to_pylist()], hand("AND c.country_code = 'DE'"), keys=1)
+        meta = json.loads(table.schema.metadata[b"canon"])
+        assert "SELECT" in meta["sql"].upper() and meta["columns"][1] == {"name": "revenue", "type": "number"}
+        monthly = client.query_arrow(["order_count"], by=["metric_time.month"], start="2025-01-01", end="2025-03-31")
+        assert monthly.schema.field("metric_time.month").type == pa.timestamp("us")
+        assert monthly.schema.field("order_count").type == pa.int64()
+        json_rows = client.query(["order_count"], by=["metric_time.month"], start="2025-01-01", end="2025-03-31").rows
+        assert monthly.column("order_count").to_pylist() == [r[1] for r in json_rows]
+        with pytest.raises(canon.AccessDeniedError):
+            client.query_arrow("cac")

@@ -202,7 +202,7 @@ def test_order_forms_limit_offset_total(client):
     ({"measures": ["metrics.revenue"], "filters": [{"or": [{"member": "metrics.revenue", "operator": "gt", "values": [1]},
                                                           {"member": "product.category", "operator": "set"}]}]}, 400, "mixes"),
     ({"measures": ["metrics.revenue"], "ungrouped": True}, 400, "ungrouped"),
-    ({"dimensions": ["product.category"]}, 400, "measureFilter"),
+    ({"segments": []}, 400, "no measure and no dimension"),
     ({"measures": ["metrics.revenue"], "responseFormat": "xml"}, 400, "responseFormat"),
     ({"measures": ["metrics.revenue"], "filters": [{"or": []}]}, 400, "or"),
     ({"measures": ["metrics.revenue"], "order": {"product.category": "asc"}}, 400, "order"),
@@ -395,3 +395,13 @@ def test_python_client_cubejs_client_python(site):
     dry = client.dry_run(query)
     assert dry["queryType"] == "regularQuery" and dry["normalizedQueries"][0]["measures"] == ["sales.revenue"]
     assert client.readyz().healthy and client.livez().healthy
+
+
+def test_meta_format_from_the_catalog(client):
+    """A metric's `format` reaches Cube's /meta (clients format currency and percent values by it)."""
+    measures = {m["name"]: m for c in client.get(f"{API}/meta").json()["cubes"] for m in c["measures"]}
+    assert measures["metrics.revenue"]["format"] == "currency"
+    assert measures["metrics.ctr"]["format"] == "percent"
+    assert "format" not in measures["metrics.order_count"]
+    listed = {m["name"]: m for m in client.get("/v1/metrics").json()["metrics"]}
+    assert listed["revenue"]["format"] == "currency" and listed["order_count"]["format"] is None

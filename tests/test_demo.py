@@ -38,10 +38,13 @@ EXPECTED_SCHEMA = {
         "source": "VARCHAR", "meeting_at": "TIMESTAMP", "converted_customer_id": "BIGINT",
     },
     "time_spine": {"date_day": "DATE"},
+    "customer_segment_history": {"history_id": "BIGINT", "customer_id": "BIGINT", "segment": "VARCHAR",
+                                 "valid_from": "TIMESTAMP", "valid_to": "TIMESTAMP"},
 }
 PRIMARY_KEYS = {
     "customers": "customer_id", "products": "product_id", "orders": "order_id",
     "order_items": "order_item_id", "campaigns": "campaign_id", "leads": "lead_id", "time_spine": "date_day",
+    "customer_segment_history": "history_id",
 }
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from canon.compiler.compile import DIALECTS, compile_request, load_catalog
 from canon.compiler.errors import CanonError, FilterError, QueryError, UnknownNameError, UnsupportedError
+from canon.compiler.date_parts import PARTS
 from canon.compiler.model import GRAINS
 from canon.compiler.request import QueryRequest
 from tests.support.cli import ROOT, assert_clean_failure, canon, demo_warehouse
@@ -64,11 +65,13 @@ CASES = {
         "— write product.category", []),
     "unknown_grain": (
         dict(metrics=["revenue"], dimensions=["order.ordered_at.fortnight"]), UnknownNameError,
-        f"unknown time grain 'fortnight' in 'order.ordered_at.fortnight' — valid choices: {', '.join(sorted(GRAINS))}",
+        f"unknown time grain or date part 'fortnight' in 'order.ordered_at.fortnight' — grains: {', '.join(GRAINS)}; "
+        f"date parts: {', '.join(PARTS)}",
         []),
     "unknown_grain_metric_time": (
         dict(metrics=["revenue"], dimensions=["metric_time.montth"]), UnknownNameError,
-        "unknown time grain 'montth' in 'metric_time.montth' — did you mean 'month'?", []),
+        f"unknown time grain or date part 'montth' in 'metric_time.montth' — did you mean 'month'? grains: "
+        f"{', '.join(GRAINS)}; date parts: {', '.join(PARTS)}", []),
     "metric_time_too_deep": (
         dict(metrics=["revenue"], dimensions=["metric_time.month.day"]), UnknownNameError, None,
         ["unknown dimension 'metric_time.month.day'", "metric_time.<grain>", "month"]),
@@ -168,7 +171,7 @@ CLI_CASES = {
     "grain_on_categorical": (["query", "-m", "revenue", "--by", "product.category.month"],
                              ["only time dimensions take a grain"]),
     "unknown_grain": (["query", "-m", "revenue", "--by", "metric_time.fortnight"],
-                      ["unknown time grain 'fortnight'", "valid choices: " + ", ".join(sorted(GRAINS))]),
+                      ["unknown time grain or date part 'fortnight'", "grains: " + ", ".join(GRAINS), "dow"]),
     "affinity_without_pair": (["query", "-m", "cross_sell_score"], ["antecedent.<dimension>"]),
     "affinity_mixed": (["query", "-m", "cross_sell_score", "-m", "revenue", "--by", PAIR[0], "--by", PAIR[1]],
                        ["cannot be combined with revenue"]),

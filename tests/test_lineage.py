@@ -90,9 +90,9 @@ def test_cac_down_to_the_reconciled_ad_spend_table(graph):
 def test_new_customers_through_the_acquisition_sql_model(graph):
     assert edge_roles(graph, "metric:new_customers", "measure:acquisition.new_customers") == {"measure"}
     assert {"table:customers", "table:orders"} <= {e.target for e in graph.uses("model:acquisition")}
-    # sqlglot traces the model's output columns to their source columns
+    # sqlglot traces the model's output columns to their source columns (through its subquery)
     assert edge_roles(graph, "dimension:acquisition.first_order_at", "column:orders.ordered_at") == {"expr"}
-    assert edge_roles(graph, "measure:acquisition.new_customers", "column:customers.customer_id") == {"expr"}
+    assert edge_roles(graph, "measure:acquisition.new_customers", "column:orders.customer_id") == {"expr"}
     assert "sql" in edge_roles(graph, "model:acquisition", "column:orders.status")  # WHERE o.status = ...
 
 

@@ -100,3 +100,59 @@ def test_a_project_with_authentication_needs_a_token(tmp_path):
                           capture_output=True, text=True, timeout=60, input="",
                           env={**os.environ, "CANON_API_SECRET": SECRET, "CANON_TOKEN": ""})
     assert done.returncode != 0 and "--token" in done.stderr
+
+
+CROSS_SELL = ("WITH b AS (SELECT DISTINCT oi.order_id, p.category FROM order_items oi JOIN orders o ON o.order_id = oi.order_id "
+              "JOIN products p ON p.product_id = oi.product_id WHERE o.status = 'completed') "
+              "SELECT c.category, COUNT(*) * 1.0 / (SELECT COUNT(*) FROM b WHERE category = 'Coffee') FROM b a "
+              "JOIN b c ON c.order_id = a.order_id AND c.category <> a.category WHERE a.category = 'Coffee' GROUP BY 1")
+
+
+@pytest.mark.slow  # a `canon serve` process and four HTTP sessions
+def test_streamable_http_under_serve_answers_as_the_token(tmp_path):
+    """`canon serve` also serves the tools at /mcp (streamable HTTP): the SDK's client with a token in
+    `Authorization` gets the same numbers as the token's row filter allows; no token is 401; the
+    lineage and cross-sell tools answer."""
+    from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
+
+    from tests.support.servers import start_serve
+
+    project = copy_project(tmp_path / "project")
+    with (project / "canon.yml").open("a") as config:
+        config.write("access: {default: deny, policies: [{name: analysts, when: \"user.role = 'analyst'\"}, "
+                     "{name: managers, when: \"user.role = 'manager'\", "
+                     "row_filter: 'customer.country_code = {{ user.country }}', deny: [cac]}]}\n")
+    started = start_serve(project, warehouse=shared_demo(), env={"CANON_API_SECRET": SECRET})
+
+    def token(**claims):
+        return jwt.encode({"sub": "agent", "exp": int(time.time()) + 600, **claims}, SECRET, algorithm="HS256")
+
+    async def call(claims, tool, arguments):
+        headers = {"Authorization": f"Bearer {token(**claims)}"} if claims else {}
+        transport = streamable_http_client(f"{started.url}/mcp", http_client=create_mcp_http_client(headers=headers))
+        async with Client(transport) as client:
+            return await client.call_tool(tool, arguments)
+
+    try:
+        manager = payload(asyncio.run(call({"role": "manager", "country": "DE"}, "query_metrics",
+                                           {"metrics": ["revenue"], "dimensions": ["product.category"]})))
+        assert_same(manager["rows"], hand("AND c.country_code = 'DE'"), keys=1)
+        denied = asyncio.run(call({"role": "manager", "country": "DE"}, "query_metrics", {"metrics": ["cac"]}))
+        assert denied.is_error and "managers" in denied.content[0].text
+        lineage = payload(asyncio.run(call({"role": "analyst"}, "explain_lineage", {"metric": "revenue"})))
+        assert "order_items" in json.dumps(lineage)
+        pairs = payload(asyncio.run(call({"role": "analyst"}, "cross_sell", {"value": "Coffee", "limit": 50})))
+        score = [c["name"] for c in pairs["columns"]].index("cross_sell_score")
+        warehouse = open_warehouse(str(shared_demo()))
+        try:
+            want = [list(r) for r in warehouse.execute(CROSS_SELL)[1]]
+        finally:
+            warehouse.close()
+        assert_same([[r[1], r[score]] for r in pairs["rows"]], want, keys=1)
+        import httpx
+
+        anonymous = httpx.post(f"{started.url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                               headers={"Accept": "application/json, text/event-stream"})
+        assert anonymous.status_code == 401
+    finally:
+        started.stop(timeout=10)

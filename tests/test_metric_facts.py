@@ -149,7 +149,7 @@ def test_models_views_and_fields_carry_locations(catalog):
     assert order.location_of("name").file == "semantic_models/orders.yml"
     assert order.location_of("name").line == _line(REPO_ROOT / "semantic_models/orders.yml", r"\s*name: order\s*$")
     revenue = catalog.metrics["revenue"]
-    assert revenue.location_of("filter").line == revenue.location.line + 8  # `filter:` in metrics/sales.yml
+    assert revenue.location_of("filter").line == revenue.location.line + 9  # `filter:` in metrics/sales.yml
     assert revenue.location_of("no_such_field") == revenue.location
     assert catalog.views["sales"].location.file == "metrics/sales.yml"
     assert "location" not in revenue.model_dump() and "_source" not in revenue.model_dump()

@@ -93,7 +93,9 @@ def _psql(port, *commands):
 def test_psql_lists_views_and_describes_sales(server):
     done = _psql(server, r"\dt", r"\d sales")
     assert done.returncode == 0, done.stderr
-    assert "public | sales     | table" in done.stdout and "marketing" in done.stdout
+    listed = {tuple(c.strip() for c in line.split("|"))[:3] for line in done.stdout.splitlines() if line.count("|") >= 3}
+    assert {("public", "sales", "table"), ("public", "marketing", "table"),
+            ("public", "customer_category_spend", "table")} <= listed, done.stdout
     assert 'Table "public.sales"' in done.stdout
     assert "product_category" in done.stdout and "numeric" in done.stdout and "metric_time" in done.stdout
 
@@ -160,7 +162,7 @@ def test_psycopg_types_and_column_discovery(server):
         conn.execute("SET application_name = 'tests'")
         tables = conn.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' "
                               "ORDER BY 1").fetchall()
-        assert tables == [("marketing",), ("sales",)]
+        assert tables == [("customer_category_spend",), ("marketing",), ("sales",)]
         oid = conn.execute("SELECT 'sales'::regclass::oid").fetchone()[0]
         names = conn.execute("SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
                              "WHERE attrelid = %s AND attnum > 0 ORDER BY attnum", (oid,)).fetchall()
@@ -304,7 +306,7 @@ def test_sqlalchemy(server, reference, driver):
     try:
         with engine.connect() as conn:
             inspector = sa.inspect(conn)
-            assert sorted(inspector.get_table_names()) == ["marketing", "sales"]
+            assert sorted(inspector.get_table_names()) == ["customer_category_spend", "marketing", "sales"]
             columns = {c["name"]: str(c["type"]) for c in inspector.get_columns("sales")}
             assert columns["product_category"] == "TEXT" and columns["revenue"] == "NUMERIC"
             sales = sa.Table("sales", sa.MetaData(), autoload_with=conn)
@@ -470,7 +472,7 @@ def test_jdbc_driver(server, reference):
                           cwd=Path(__file__).parent / "pgwire_clients", capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     lines = [line.split("\t") for line in done.stdout.splitlines()]
-    assert sorted(l[1] for l in lines if l[0] == "table") == ["marketing", "sales"]
+    assert sorted(l[1] for l in lines if l[0] == "table") == ["customer_category_spend", "marketing", "sales"]
     columns = {l[1]: l[2] for l in lines if l[0] == "column"}
     assert columns["revenue"] == "numeric" and columns["metric_time"] == "date"
     rows = [(l[1], round(float(l[2]), 6)) for l in lines if l[0] == "row"]
@@ -488,7 +490,7 @@ def test_odbc_driver(server, reference):
                           f"UID={USER};PWD={PASSWORD}", timeout=10)
     try:
         cur = conn.cursor()
-        assert sorted(r.table_name for r in cur.tables(schema="public", tableType="TABLE")) == ["marketing", "sales"]
+        assert sorted(r.table_name for r in cur.tables(schema="public", tableType="TABLE")) == ["customer_category_spend", "marketing", "sales"]
         rows = cur.execute("SELECT customer_segment, MEASURE(revenue) FROM sales WHERE customer_segment <> ? "
                            "GROUP BY 1 ORDER BY 1", "consumer").fetchall()
         assert norm([tuple(r) for r in rows]) == reference(metrics=["revenue"], dimensions=["customer.segment"],

@@ -359,6 +359,10 @@ def _requests_for_every_metric(catalog, reference=None) -> list[QueryRequest]:
                                                                       "consequent.product.product_name"),
                                          where=("order.sales_channel = 'web'",)))
             continue
+        if metric.type == "cohort":  # rows per cohort and period since its start (compiler/cohort.py)
+            requests.append(QueryRequest(metrics=(name,), dimensions=("metric_time.quarter", "cohort.periods_since",
+                                                                      "customer.segment")))
+            continue
         mine = [QueryRequest(metrics=(name,), dimensions=("metric_time.month",))]
         for dimension in CANDIDATE_DIMENSIONS:
             candidates = [QueryRequest(metrics=(name,), dimensions=(dimension, "metric_time.quarter")),

@@ -10,7 +10,8 @@ Definitions checked (see metrics/time.yml and the issue):
 * cumulative: for each period P, the days in (E − 28 days, E] (rolling) or [start of E's month/year, E]
   (to date), E = P's last day within the range (or within the data's first..last day); a range widens
   the scan, the output keeps only periods in range; a period whose window holds no data is absent.
-* offsets: prev(P) = the value of the period holding P − 1 month (1 year); growth = cur / prev − 1,
+* offsets: prev(P) = the value of the period holding P − 1 month (1 year); at week grain the days whose
+  date one month (year) later lies in P (the same days one offset earlier); growth = cur / prev − 1,
   NULL when either is missing or prev = 0.
 * fill: order_count / lead_count / meeting_count list every period of the range (or data span), 0 when
   empty; revenue stays NULL.
@@ -163,6 +164,11 @@ def offset_oracle(data, grain, months, output, start=None, end=None):
     periods from the data's first to one month (year) after its last day."""
     current = periods(data, grain, start, end)
     full = periods(data, grain)  # the earlier period is read whole, wherever the range starts
+    if grain == "week":  # the same days one offset earlier: a day counts for the week holding it moved forward
+        full = {}
+        for (day, *dims), value in data.items():
+            key = (pstart(add_months(day, months), grain), *dims)
+            full[key] = full.get(key, 0) + num(value)
     first, last = span(data)
     dim_keys = sorted({k[1:] for k in data}, key=str)
     lo = pstart(start, grain) if start else pstart(first, grain)
@@ -171,7 +177,7 @@ def offset_oracle(data, grain, months, output, start=None, end=None):
     rows = []
     for p in candidates:
         for dk in dim_keys:
-            prev = full.get((pstart(add_months(p, -months), grain), *dk))
+            prev = full.get((p if grain == "week" else pstart(add_months(p, -months), grain), *dk))
             cur = current.get((p, *dk))
             if output == "prev":
                 if prev is not None:
@@ -284,7 +290,7 @@ def test_growth_no_range(catalog, warehouse, metric, grain):
 @pytest.mark.parametrize("grain, metric, period", [
     ("month", "revenue_prev_month", "2026-01-01"),
     ("day", "revenue_prev_month", "2026-01-31"),
-    ("week", "revenue_prev_month", "2026-02-02"),  # 2026-02-02 - 1 month = 2026-01-02, in the week of 2025-12-29
+    ("week", "revenue_prev_month", "2026-01-26"),  # 2025-12-31 + 1 month = 2026-01-31, in the week of 2026-01-26
 ])
 def test_offset_rows_after_the_data(catalog, warehouse, grain, metric, period):
     """Without a range, the periods after the data whose earlier period has data are listed."""

@@ -124,11 +124,35 @@ def _double_quotients(tree: exp.Expression) -> exp.Expression:
     return tree
 
 
+# PostgreSQL has no DAYOFWEEK_ISO / DAY_OF_MONTH / WEEK_OF_YEAR / QUARTER functions (sqlglot writes
+# them as such): EXTRACT's ISO fields instead, as integers (EXTRACT returns numeric there)
+_POSTGRES_PARTS = {exp.DayOfWeekIso: "ISODOW", exp.DayOfMonth: "DAY", exp.DayOfYear: "DOY", exp.WeekOfYear: "WEEK",
+                   exp.Quarter: "QUARTER", exp.Month: "MONTH", exp.Hour: "HOUR"}
+
+
+def _postgres_date_parts(tree: exp.Expression) -> exp.Expression:
+    for node in list(tree.find_all(*_POSTGRES_PARTS)):
+        if type(node) in _POSTGRES_PARTS:  # not a subclass sqlglot writes its own way
+            field = exp.var(_POSTGRES_PARTS[type(node)])
+            node.replace(exp.cast(exp.Extract(this=field, expression=node.this.copy()), exp.DataType.Type.INT))
+    return tree
+
+
+def _spark_iso_weekday(tree: exp.Expression) -> exp.Expression:
+    """sqlglot writes Spark's ISO weekday as (DAYOFWEEK(t) % 7) + 1, but DAYOFWEEK counts from Sunday = 1:
+    WEEKDAY (0 = Monday) + 1 instead."""
+    for node in list(tree.find_all(exp.DayOfWeekIso)):
+        node.replace(exp.paren(exp.Add(this=exp.Anonymous(this="WEEKDAY", expressions=[node.this.copy()]),
+                                       expression=exp.Literal.number(1)), copy=False))
+    return tree
+
+
 # dialect -> its rewrites, applied in this order (dialects not listed need none)
 TRANSFORMS: dict[str, tuple[Callable[[exp.Expression], exp.Expression], ...]] = {
     "bigquery": (_monday_weeks, _refuse_exact_percentiles("bigquery")),
     "trino": (_refuse_exact_percentiles("trino"), _refuse_generated_spine("trino")),
-    "spark": (_spark_date_arithmetic, _double_quotients),
+    "spark": (_spark_date_arithmetic, _double_quotients, _spark_iso_weekday),
+    "postgres": (_postgres_date_parts,),
     "clickhouse": (_join_use_nulls, _quantile_exact_inclusive, _alias_union_columns, _clickhouse_local_times,
                    _double_quotients, _refuse_generated_spine("clickhouse")),
 }

@@ -61,12 +61,20 @@ def joins_for(catalog: Catalog, edges: Sequence[Edge], where: Sequence[exp.Expre
             inner.add(edge.target)
     ordered = [e for e in edges if e.target in inner] + [e for e in edges if e.target not in inner]
     sources = sources or {}
-    return [join(sources.get(e.target) or catalog.models[e.target].source.copy(), join_condition(catalog, e),
+    return [join(sources.get(e.target) or _source(catalog, e), join_condition(catalog, e),
                  side="INNER" if e.target in inner else "LEFT") for e in ordered]
+
+
+def _source(catalog: Catalog, edge: Edge) -> exp.Expression:
+    # a step of a named join path reads its model under the path's alias (compiler/roles.py)
+    return edge.source_sql(catalog) if edge.routed else catalog.models[edge.target].source.copy()
 
 
 def always_matches(catalog: Catalog, edge: Edge) -> bool:
     """Declared by data tests: the key column is never NULL and always names a row of the target."""
+    if getattr(edge, "at", None) is not None:
+        return False  # a version valid at the row's time may be missing
+    edge = getattr(edge, "base", None) or edge  # a named path's step: as its catalog edge
     if edge.fanout:
         return False
     source, target = catalog.models[edge.source], catalog.models[edge.target]
@@ -83,6 +91,8 @@ def always_matches(catalog: Catalog, edge: Edge) -> bool:
 
 
 def join_condition(catalog: Catalog, edge: Edge) -> exp.Expression:
+    if edge.routed:
+        return edge.condition(catalog)
     left = catalog.models[edge.source].entities[edge.entity].expr.copy()
     right = catalog.models[edge.target].entities[edge.entity].expr.copy()
     return exp.EQ(this=left, expression=right)

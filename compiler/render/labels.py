@@ -29,7 +29,7 @@ class LabelJoin:
 def label_join(catalog: Catalog, model: ModelInfo, joins, dims, conditions) -> LabelJoin | None:
     """The one join whose labels can be attached after grouping, if any. `dims`: (alias, expression)."""
     sources = {e.source for e in joins}
-    leaves = [e for e in joins if e.source == model.name and e.target not in sources and not e.fanout]
+    leaves = [e for e in joins if e.source == model.name and e.target not in sources and not e.fanout and not e.routed]
     if not leaves:
         return None
     dim_tables = [(a, _tables(e)) for a, e in dims]

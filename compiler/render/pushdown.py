@@ -29,7 +29,8 @@ class Pushdown:
 def pushdown(catalog: Catalog, node) -> Pushdown | None:
     sources, dims, moved = {}, {}, []
     targets = {e.source for e in node.joins}
-    leaves = [e for e in node.joins if e.source == node.model.name and e.target not in targets and not e.fanout]
+    leaves = [e for e in node.joins if e.source == node.model.name and e.target not in targets and not e.fanout
+              and not e.routed]
     if not leaves:
         return None
     rejected = null_rejected(node.conditions)

@@ -18,6 +18,7 @@ from ..plan import AggregateNode, ConversionNode, Plan, timestamp
 from .affinity import render_affinity
 from .aggregate import render_aggregate
 from .build import alias, col, join, select, subquery, table
+from .cohort import render_cohort
 from .conversion import render_conversion
 from .cumulative import render_cumulative
 from .spine import spine_source
@@ -33,6 +34,8 @@ def render_plan(catalog: Catalog, plan: Plan) -> exp.Select:
     inner = {} if resolved.having is not None else finish
     if plan.affinity is not None:
         query = render_affinity(catalog, plan.affinity, resolved, **inner)
+    elif plan.cohort is not None:
+        query = render_cohort(catalog, plan.cohort, resolved, **inner)
     elif _single(plan):
         query = render_aggregate(catalog, plan.nodes[0], resolved.outputs, **inner)
     else:
@@ -127,6 +130,8 @@ def _combine(catalog: Catalog, plan: Plan, finish: dict) -> exp.Select:
         joins = [join(table(node.name), _match(node, dims, resolved)) for node in nodes]
         if time is not None and (resolved.start or resolved.end) and any(_moves(n) for n in nodes):
             where = _trim(col(time.alias, SPINE), resolved, time.grain or "day")
+        if time is not None:
+            where = where + _until_data_ends(nodes, col(time.alias, SPINE), time.alias)
     else:  # one row per source: cross join them
         base = nodes[0].name
         joins = [join(table(node.name)) for node in nodes[1:]]
@@ -148,11 +153,16 @@ def _shifted(node) -> bool:
     return isinstance(node, AggregateNode) and node.offset is not None
 
 
+def _lagged(node) -> bool:
+    """A shifted node whose periods are still its own (moved ones carry the periods they count for)."""
+    return _shifted(node) and not node.moved
+
+
 def _labels(catalog: Catalog, node, dims: list[str], resolved) -> exp.Select:
     """The groups a node contributes to the combined rows. A node shifted in time contributes every
     period P whose source period (P - offset) it has: taken from the time spine (configured or
     generated), so that clamped days (Mar 30 and 31 both read Feb 29) and weeks get their rows."""
-    shifted = isinstance(node, AggregateNode) and node.offset is not None and node.time is not None
+    shifted = isinstance(node, AggregateNode) and node.offset is not None and node.time is not None and not node.moved
     if not shifted:
         return select([_label(a, node, resolved) for a in dims], table(node.name), distinct=True)
     time_alias, grain = node.time
@@ -168,7 +178,7 @@ def _labels(catalog: Catalog, node, dims: list[str], resolved) -> exp.Select:
 def _label(dim_alias: str, node, resolved) -> exp.Expression:
     """A node's value for a dimension, as the combined rows see it: shifted periods move forward."""
     value = col(dim_alias)
-    if isinstance(node, AggregateNode) and node.offset is not None and node.time and node.time[0] == dim_alias:
+    if _lagged(node) and node.time and node.time[0] == dim_alias:
         moved = truncate(add(value, node.offset.count, node.offset.unit), node.time[1], resolved.time)
         return alias(moved, dim_alias)
     return value
@@ -178,13 +188,26 @@ def _match(node, dims: list[str], resolved) -> exp.Expression:
     conditions = []
     for a in dims:
         mine = col(a, node.name)
-        if isinstance(node, AggregateNode) and node.offset is not None and node.time and node.time[0] == a:
+        if _lagged(node) and node.time and node.time[0] == a:
             # the row for period P reads the node's period (P - offset)
             earlier = truncate(add(col(a, SPINE), -node.offset.count, node.offset.unit), node.time[1], resolved.time)
             conditions.append(exp.EQ(this=mine, expression=earlier))
         else:
             conditions.append(exp.NullSafeEQ(this=col(a, SPINE), expression=mine))
     return exp.and_(*conditions)
+
+
+def _until_data_ends(nodes, period: exp.Expression, time_alias: str) -> list[exp.Expression]:
+    """Period over period: no rows after the last period in which an unshifted measure has data (a year
+    of data and a year-over-year metric would otherwise end in twelve months of earlier values alone).
+    A query of shifted values only (revenue_prev_month) keeps the periods after the data: they are its answer."""
+    if not any(_shifted(n) for n in nodes):
+        return []
+    ends = [exp.LTE(this=period.copy(), expression=exp.Subquery(this=select([exp.Max(this=col(time_alias))], table(n.name))))
+            for n in nodes if not _shifted(n)]
+    if not ends:
+        return []
+    return [ends[0] if len(ends) == 1 else exp.paren(exp.or_(*ends), copy=False)]
 
 
 def _trim(period: exp.Expression, resolved, grain: str) -> list[exp.Expression]:

@@ -287,6 +287,9 @@ def sample_request(catalog: Catalog, name: str, by: tuple[str, ...] = ()) -> Que
     if metric.type == "affinity":
         dims = ("antecedent.category", "consequent.category")
         return QueryRequest(metrics=(name,), dimensions=dims, order=dims)
+    if metric.type == "cohort":  # one row per cohort and period since its start
+        dims = (f"metric_time.{metric.grain}", "cohort.periods_since")
+        return QueryRequest(metrics=(name,), dimensions=dims, order=dims)
     candidates = [QueryRequest(metrics=(name,), dimensions=(d,), order=(d,))
                   for d in ("metric_time.year", "metric_time.month")]
     for request in candidates:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from sqlglot.dialects.postgres import Postgres
 from sqlglot.tokenizer_core import TokenizerCore
 
+from .regtype_arrays import ObjectIdentifierArrays
+
 
 class _Core(TokenizerCore):
     __slots__ = ()
@@ -28,7 +30,7 @@ class CanonPostgres(Postgres):
             core.__class__ = _Core
             return core
 
-    class Parser(Postgres.Parser):
+    class Parser(ObjectIdentifierArrays, Postgres.Parser):  # `x::regtype[]` (regtype_arrays.py)
         pass
 
     class Generator(Postgres.Generator):

@@ -22,6 +22,8 @@ from . import types as t
 from .errors import FEATURE_NOT_SUPPORTED, SYNTAX_ERROR, UNDEFINED_FUNCTION, UNDEFINED_TABLE, PgError
 from .catalog_guard import catalog_tables, check_catalog_query, function_name, macro_names, read_only_copy
 from .pg_functions import PG_FUNCTION_MACROS, pg_format, proc_rows, regproc_comparison, type_function_oids
+from .array_literals import any_array_literal
+from .regtype_arrays import REGTYPE_ARRAY_MACROS, regtype_array, regtype_comparison
 from .views import ViewTable
 
 SERVER_VERSION = "16.0"
@@ -237,6 +239,7 @@ _MACRO_BODIES = [
 
 
 _MACRO_BODIES += PG_FUNCTION_MACROS  # format/quote_ident/_pg_expandarray/pg_size_pretty (pg_functions.py)
+_MACRO_BODIES += REGTYPE_ARRAY_MACROS  # x::regtype[] as type names (regtype_arrays.py)
 _MACROS = ["CREATE OR REPLACE MACRO " + body for body in _MACRO_BODIES]  # constant statements
 
 
@@ -441,8 +444,10 @@ class PgCatalog:
                 return self._table(node)
             if isinstance(node, exp.Format):
                 return pg_format(node)
+            if isinstance(node, exp.Any):
+                return any_array_literal(node)  # = ANY('{r,p}') (array_literals.py)
             if isinstance(node, (exp.EQ, exp.NEQ)):
-                node = regproc_comparison(node)
+                node = regtype_comparison(regproc_comparison(node))
             if isinstance(node, exp.Column) and node.args.get("db") is not None \
                     and node.db.lower() in ("pg_catalog", "information_schema"):
                 new = node.copy()
@@ -584,6 +589,8 @@ def _cast(node: exp.Cast) -> exp.Expression:
         return exp.cast(value, exp.DataType.Type.VARCHAR)
     if type_name in ("oid", "xid", "regoper"):
         return exp.cast(value, exp.DataType.Type.BIGINT)
+    if type_name == "regtype[]":
+        return regtype_array(value)
     if type_name.endswith("[]") and ("oid" in type_name or "regtype" in type_name):
         return exp.cast(value, exp.DataType.build("BIGINT[]"))
     if target is not None and any(d.this == exp.DataType.Type.USERDEFINED for d in target.find_all(exp.DataType)):

@@ -284,6 +284,7 @@ class _Translator:
         where = select.args.get("where")
         if where is not None:
             conditions.append(self._filter(where.this))
+        conditions += view.where  # a saved query's reviewed filter (catalog text, parsed by the compiler)
 
         having = select.args.get("having")
         having_tree = self._having(having.this, items, metrics) if having is not None else None
@@ -297,6 +298,8 @@ class _Translator:
                 raise PgError(GROUPING_ERROR, f"ORDER BY {item.name}: the column must be grouped by",
                               hint=f"add {item.name} to SELECT and GROUP BY")
             order.append(("-" if ordered.args.get("desc") else "") + item.key)
+        if not select.args.get("order"):  # a saved query's own order, for the columns read
+            order = [o for o in view.order if o.lstrip("-+") in dims + metrics]
 
         limit, offset = _int_clause(select, "limit"), _int_clause(select, "offset")
         outputs = tuple(Output(i.name, i.key, i.oid) for i in items)

@@ -30,6 +30,7 @@ from .errors import (FEATURE_NOT_SUPPORTED, IN_FAILED_TRANSACTION, INVALID_CURSO
 from .pgcatalog import SETTINGS, PgCatalog
 from .post_aggregation import Engine, PostQuery
 from .semantic import SemanticQuery, find_view_tables, param_index, translate
+from .row_cap import within_row_cap
 from .views import ViewTable, view_tables
 
 READ_ONLY = {"INSERT", "UPDATE", "DELETE", "MERGE", "CREATE", "DROP", "ALTER", "TRUNCATE", "GRANT", "REVOKE",
@@ -340,9 +341,8 @@ class Session:
         except Exception:  # noqa: BLE001 — any failure: it is not merely hidden
             return False
 
-    @staticmethod
-    def _request(query: SemanticQuery):
-        request = query.request
+    def _request(self, query: SemanticQuery):
+        request = within_row_cap(query.request, self.runtime.limits.max_rows)  # SQL Lab's LIMIT 100001
         if query.having is not None:  # the compiler applies HAVING after aggregation, before order/limit
             request = replace(request, having=(query.having.sql(dialect="duckdb"),))
         return request
@@ -356,7 +356,8 @@ class Session:
         catalog, _, _ = self.state.get()
         rows_by_level, notices = [], []
         for level in query.levels:
-            prepared = self.runtime.prepare(level.request, identity=self._identity(), catalog=catalog)
+            request = within_row_cap(level.request, self.runtime.limits.max_rows)
+            prepared = self.runtime.prepare(request, identity=self._identity(), catalog=catalog)
             notices += list(prepared.warnings)
             index = {key: i for i, (key, _) in enumerate(prepared.compiled.columns)}
             picks = [index[key] for _, key, _ in level.columns]

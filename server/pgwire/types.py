@@ -54,6 +54,8 @@ BUILTIN_TYPES: list[tuple[str, int, int, str, int, int]] = [
     ("jsonb", 3802, -1, "U", 3807, 0),
     ("void", 2278, 4, "P", 0, 0),
     ("record", 2249, -1, "P", 2287, 0),
+    ("cstring", 2275, -2, "P", 1263, 0),  # type I/O functions' argument (pgcli lists pg_proc)
+    ("trigger", 2279, 4, "P", 0, 0),  # pgcli: WHERE p.prorettype::regtype != 'trigger'::regtype
     ("_bool", BOOL_ARRAY, -1, "A", 0, BOOL),
     ("_char", CHAR_ARRAY, -1, "A", 0, CHAR),
     ("_name", NAME_ARRAY, -1, "A", 0, NAME),

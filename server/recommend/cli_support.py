@@ -95,3 +95,28 @@ def _cell(value) -> str:
     if isinstance(value, dict):
         return str(value.get("product_name") or value)
     return str(value)
+
+
+def print_recommend(body: dict, snapshot) -> None:
+    """`canon recommend` as a table, titled with the customer's shown dimensions (the block's customers.show)."""
+    shown = [str(v) for v in snapshot.customers[body["customer_id"]].shown.values()]
+    print_items(f"Customer {body['customer_id']} ({', '.join(shown)}): {body['strategy']}",
+                [("product_id", "id"), ("product_name", "product"), ("cross_sell_score", "score"),
+                 ("cross_sell_lift", "lift"), ("reason", "why")], body["items"])
+
+
+def print_upsell(body: dict, snapshot) -> None:
+    """`canon upsell` as a table: one row per candidate, with its group and the best bought there."""
+    layout = snapshot.layout
+    price = layout.price_key
+    items = []
+    for group in body["categories"]:
+        best = group.get(f"highest_{price}_bought") if price else None
+        bought = " ".join(str(x) for x in (group["highest_tier_bought"], f"({best:.2f})" if best is not None else None)
+                          if x is not None)
+        items += [{**i, "_group": group[layout.group_key], "_bought": bought} for i in group["items"]]
+    columns = [("_group", layout.group_key), ("_bought", "highest bought"), ("product_name", "product")]
+    columns += [(k, k) for k in ("tier",) if layout.tier_order]
+    columns += [(price, "price"), ("expected_uplift", "uplift")] if price else []
+    print_items(f"Upsell for customer {body['customer_id']}", columns + [("product_purchase_frequency", "orders")],
+                items)

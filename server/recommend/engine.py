@@ -1,15 +1,17 @@
 """Answers from a snapshot: cross-sell, cart additions, personalized recommendations, upsell, audiences.
 
-Pure functions over an `AffinitySnapshot` and one of its `Window`s; no I/O, no SQL. The ranking
-rules, shared by every function:
+Pure functions over an `AffinitySnapshot` and one of its `Window`s; no I/O, no SQL. What the names
+mean (which levels exist, the tier order, the price, the segments) comes from the snapshot's
+`Layout`, made from the catalog's `recommendations:` block. The ranking rules, shared by every
+function:
 - a candidate B is scored by its best rule A → B over the antecedents A in scope (the product asked
-  about, the cart, or the customer's completed-order history): highest cross_sell_score
-  (confidence), then highest cross_sell_lift, then the lowest antecedent id;
-- candidates rank by that score, then that lift, then product_purchase_frequency of B in the
-  window, then the lowest id;
+  about, the cart, or the customer's history): highest cross_sell_score (the affinity metric, a
+  confidence), then highest cross_sell_lift, then the lowest antecedent id;
+- candidates rank by that score, then that lift, then the popularity metric of B in the window,
+  then the lowest id;
 - a rule counts only when its cross_sell_support is at least `min_support`.
-A customer's history is every product on their completed orders (all time); rules and popularity
-come from the window (default: the last 365 days of data).
+A customer's history is every item the popularity metric counts for them (all time); rules and
+popularity come from the window (default: the last 365 days of data).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import hashlib
 
 from canon.compiler.errors import QueryError, UnknownNameError, did_you_mean
 
-from .snapshot import LEVELS, TIERS, AffinitySnapshot, Rule, Window
+from .snapshot import ITEM_LEVEL, AffinitySnapshot, Rule, Window
 
 MAX_LIMIT = 1000
 MAX_AUDIENCE = 1_000_000
@@ -67,12 +69,18 @@ def resolve_customer(snapshot: AffinitySnapshot, customer_id, field: str = "cust
     return customer_id
 
 
+def check_level(snapshot: AffinitySnapshot, level: str) -> str:
+    levels = snapshot.layout.levels
+    if level not in levels:
+        raise QueryError(f"level: {level!r} is not a valid level", hint="valid choices: " + ", ".join(levels))
+    return level
+
+
 def _level_value(snapshot: AffinitySnapshot, level: str, value, field: str) -> object:
-    if level not in LEVELS:
-        raise QueryError(f"level: {level!r} is not a valid level", hint="valid choices: " + ", ".join(LEVELS))
-    if level == "product":
+    check_level(snapshot, level)
+    if level == ITEM_LEVEL:
         return resolve_product(snapshot, value, field)
-    known = {getattr(p, level) for p in snapshot.products.values()}
+    known = {p.levels[level] for p in snapshot.products.values()}
     lowered = {str(k).lower(): k for k in known}
     if isinstance(value, str) and value.strip().lower() in lowered:
         return lowered[value.strip().lower()]
@@ -113,8 +121,8 @@ def _product(snapshot: AffinitySnapshot, product_id: int) -> dict:
     return snapshot.products[product_id].to_dict()
 
 
-def _rule_entry(snapshot: AffinitySnapshot, window: Window, rule: Rule, level: str = "product") -> dict:
-    item = _product(snapshot, rule.consequent) if level == "product" else {level: rule.consequent}
+def _rule_entry(snapshot: AffinitySnapshot, window: Window, rule: Rule, level: str = ITEM_LEVEL) -> dict:
+    item = _product(snapshot, rule.consequent) if level == ITEM_LEVEL else {level: rule.consequent}
     return {**item, **rule.metrics(),
             "product_purchase_frequency": window.popularity[level].get(rule.consequent, 0)}
 
@@ -139,7 +147,7 @@ def cross_sell(snapshot: AffinitySnapshot, window: Window, value, *, level: str 
     min_support = check_min_support(min_support)
     key = _level_value(snapshot, level, value, field or ("product_id" if level == "product" else "value"))
     ranked = rank(window, best_rules(window, [key], min_support=min_support, level=level), level)[:limit]
-    antecedent = _product(snapshot, key) if level == "product" else {level: key}
+    antecedent = _product(snapshot, key) if level == ITEM_LEVEL else {level: key}
     return {"level": level, "antecedent": {**antecedent,
                                            "product_purchase_frequency": window.popularity[level].get(key, 0)},
             "window": window.describe(), "min_support": min_support, "snapshot_built_at": snapshot.built_at,
@@ -180,8 +188,7 @@ def recommend(snapshot: AffinitySnapshot, window: Window, customer_id, *, limit:
     cid = resolve_customer(snapshot, customer_id)
     customer = snapshot.customers[cid]
     history = snapshot.history.get(cid, frozenset())
-    body = {"customer_id": cid, "segment": customer.segment, "country_code": customer.country_code,
-            "rfm_segment": customer.rfm_segment, "purchased_products": len(history),
+    body = {"customer_id": cid, **customer.shown, "purchased_products": len(history),
             "window": window.describe(), "min_support": min_support, "snapshot_built_at": snapshot.built_at}
     if history:
         ranked = rank(window, best_rules(window, history, exclude=history, min_support=min_support))[:limit]
@@ -198,9 +205,12 @@ def recommend(snapshot: AffinitySnapshot, window: Window, customer_id, *, limit:
 
 
 def popular_for(snapshot: AffinitySnapshot, window: Window, customer, limit: int) -> list[dict]:
-    """The most bought products (product_purchase_frequency in the window) among customers of the
-    same segment and country; topped up from all customers when that group buys fewer products."""
-    group = window.group_popularity.get((customer.segment, customer.country_code), ())
+    """The most bought products (the popularity metric in the window) among customers of the same
+    cold-start group (segment and country in the demo); topped up from all customers when that group
+    buys fewer products."""
+    group = window.group_popularity.get(customer.group, ())
+    who = (f"{customer.group[0]} customers" + "".join(f" in {v}" for v in customer.group[1:])
+           if customer.group else "all customers")
     items, seen = [], set()
     for pid, freq in group:
         if len(items) >= limit:
@@ -209,8 +219,7 @@ def popular_for(snapshot: AffinitySnapshot, window: Window, customer, limit: int
             seen.add(pid)
             items.append({**_product(snapshot, pid), "product_purchase_frequency_in_group": freq,
                           "product_purchase_frequency": window.popularity["product"].get(pid, 0), "antecedent": None,
-                          "reason": f"no completed orders yet: among the most bought products of "
-                                    f"{customer.segment} customers in {customer.country_code} "
+                          "reason": f"no completed orders yet: among the most bought products of {who} "
                                     f"({freq} orders in the window)"})
     overall = sorted(window.popularity["product"].items(), key=lambda kv: (-kv[1], kv[0]))
     for pid, freq in overall:
@@ -235,37 +244,55 @@ def recommendation_id(customer_id: int, product_id: int, snapshot: AffinitySnaps
 
 
 def upsell(snapshot: AffinitySnapshot, window: Window, customer_id, *, limit: int = 5) -> dict:
-    """Per category the customer bought in: products of a higher tier than the highest they bought
-    there, by product_purchase_frequency in the window, with list_price − the highest list price of
-    what they bought in the category as the expected uplift."""
+    """Per upsell group (category) the customer bought in: items of a higher tier than the highest
+    they bought there (by the block's tier order, or by price when it names no tier), by popularity
+    in the window, with price − the highest price of what they bought in the group as the expected
+    uplift."""
     check_limit(limit)
+    layout = snapshot.layout
+    if layout.group_key is None:
+        raise UnknownNameError("upsell is not configured: the `recommendations:` block has no `upsell:`",
+                               hint="add upsell: {group: <item dimension>, tier: ..., order: [...], price: ...}")
     cid = resolve_customer(snapshot, customer_id)
     history = snapshot.history.get(cid, frozenset())
-    by_category: dict[str, list] = {}
+    by_group: dict = {}
     for pid in history:
         product = snapshot.products.get(pid)
         if product is not None:
-            by_category.setdefault(product.category, []).append(product)
-    pop = window.popularity["product"]
-    categories = []
-    for category in sorted(by_category):
-        bought = by_category[category]
+            by_group.setdefault(product.group, []).append(product)
+    pop = window.popularity[ITEM_LEVEL]
+    order, price_key = layout.tier_order, layout.price_key
+    groups = []
+    for group in sorted(by_group, key=_key):
+        bought = by_group[group]
         top_rank = max(p.tier_rank for p in bought)
-        top_price = max(p.list_price for p in bought)
+        prices = [p.price for p in bought if p.price is not None]
+        top_price = max(prices) if prices else None
         candidates = [p for p in snapshot.products.values()
-                      if p.category == category and p.tier_rank > top_rank and p.product_id not in history]
+                      if p.group == group and p.tier_rank > top_rank and p.product_id not in history]
         candidates.sort(key=lambda p: (-pop.get(p.product_id, 0), p.product_id))
-        categories.append({
-            "category": category, "highest_tier_bought": TIERS[top_rank] if top_rank >= 0 else None,
-            "highest_list_price_bought": top_price,
-            "items": [{**p.to_dict(), "product_purchase_frequency": pop.get(p.product_id, 0),
-                       "expected_uplift": round(p.list_price - top_price, 2),
-                       "reason": f"bought {TIERS[top_rank]} tier in {category} (up to {top_price:.2f}); "
-                                 f"{p.tier} tier, bought in {pop.get(p.product_id, 0)} orders in the window"}
-                      for p in candidates[:limit]],
-        })
+        entry = {layout.group_key: group, "highest_tier_bought": order[top_rank] if order and top_rank >= 0 else None}
+        if price_key:
+            entry[f"highest_{price_key}_bought"] = top_price
+        entry["items"] = [_upsell_item(p, pop, group, order, top_rank, top_price) for p in candidates[:limit]]
+        groups.append(entry)
     return {"customer_id": cid, "window": window.describe(), "snapshot_built_at": snapshot.built_at,
-            "categories": categories}
+            "categories": groups}
+
+
+def _upsell_item(p, pop: dict, group, order: tuple, top_rank, top_price) -> dict:
+    n = pop.get(p.product_id, 0)
+    item = {**p.to_dict(), "product_purchase_frequency": n}
+    if top_price is not None and p.price is not None:
+        item["expected_uplift"] = round(p.price - top_price, 2)
+    if order:
+        bought = order[top_rank] if top_rank >= 0 else "unranked"
+        up_to = f" (up to {top_price:.2f})" if top_price is not None else ""
+        item["reason"] = (f"bought {bought} tier in {group}{up_to}; {p.tier} tier, bought in {n} orders "
+                          f"in the window")
+    else:
+        item["reason"] = f"bought in {group} up to {top_price:.2f}; {p.price:.2f}, bought in {n} orders in the window"
+    return item
 
 
 # --- audiences ------------------------------------------------------------------------------------
@@ -301,23 +328,21 @@ def audience_for_product(snapshot: AffinitySnapshot, window: Window, product, *,
             for cid, rule in found[:limit]]
 
 
-RFM_SEGMENTS = ("champions", "loyal", "potential_loyalist", "new", "at_risk", "hibernating", "lost")
-
-
 def audience_for_segment(snapshot: AffinitySnapshot, window: Window, segment: str, *, salt: str,
                          limit: int = 1000, per_customer: int = 3, min_support: float = 0.0) -> list[dict]:
-    """Customers of an RFM segment (customer.rfm_segment) or an account segment (customer.segment),
-    by customer id, each with their top recommendations."""
+    """Customers whose first audience-segment dimension (in the block's order) that holds the value
+    `segment` has it (the demo: an RFM segment, else an account segment), by customer id, each with
+    their top recommendations."""
     check_limit(limit, most=MAX_AUDIENCE)
-    rfm = {c.rfm_segment for c in snapshot.customers.values() if c.rfm_segment} | set(RFM_SEGMENTS)
-    account = {c.segment for c in snapshot.customers.values() if c.segment}
-    if segment in rfm:
-        members = sorted(c.customer_id for c in snapshot.customers.values() if c.rfm_segment == segment)
-    elif segment in account:
-        members = sorted(c.customer_id for c in snapshot.customers.values() if c.segment == segment)
-    else:
+    keys = snapshot.layout.audience_keys
+    values = [{c.segments[i] for c in snapshot.customers.values() if c.segments[i]} for i in range(len(keys))]
+    at = next((i for i, known in enumerate(values) if segment in known), None)
+    if at is None:
+        choices = [str(v) for known in values for v in sorted(known, key=str)]
         raise UnknownNameError(f"segment: unknown segment {segment!r}",
-                               hint="valid choices: " + ", ".join(sorted(rfm) + sorted(account)))
+                               hint="valid choices: " + ", ".join(choices) if choices else
+                               "the `recommendations:` block names no customers.audience_segments")
+    members = sorted(c.customer_id for c in snapshot.customers.values() if c.segments[at] == segment)
     rows = []
     for cid in members[:limit]:
         body = recommend(snapshot, window, cid, limit=per_customer, min_support=min_support)

@@ -2,6 +2,9 @@
 
     install(app, project, warehouse_url)   # in server.http_api.create_app
 
+Every endpoint answers 404 (NotConfiguredError) while the catalog has no `recommendations:` block,
+and then nothing is built at start (no warning either).
+
 `install` adds the router and wraps the app's lifespan: before the app opens the warehouse, the
 feedback journal is loaded into it (see feedback.py; on PostgreSQL a PostgresFeedbackSync then inserts
 each event and replays the journal every `recommendations.feedback_retry_seconds`, default 5, while
@@ -34,7 +37,7 @@ from canon.compiler.errors import CanonError, QueryError, WarehouseError
 
 from . import engine
 from .feedback import RETRY_S, FeedbackJournal, PostgresFeedbackSync, load_into_warehouse, make_event
-from .snapshot import DEFAULT_WINDOW_DAYS, MAX_WINDOW_DAYS, SnapshotStore
+from .snapshot import DEFAULT_WINDOW_DAYS, MAX_WINDOW_DAYS, SnapshotStore, block_of
 
 log = logging.getLogger("canon.recommend")
 
@@ -51,6 +54,10 @@ async def _authorized(request: Request) -> None:
 
     runtime = request.app.state.runtime
     catalog = runtime.catalog
+    feedback = request.url.path.endswith("/feedback")
+    # 404 without a `recommendations:` block; feedback stays open (an event about something shown, kept
+    # in the journal and the feedback table, reads nothing the block names)
+    block = getattr(catalog, "recommendations", None) if feedback else block_of(catalog)
     grant = runtime.grant(identity_of(request), catalog)
     if grant.open:
         return
@@ -60,10 +67,14 @@ async def _authorized(request: Request) -> None:
             "the row filters of " + ", ".join(f.policy for f in grant.row_filters) + " cannot narrow them"
         raise AccessDeniedError(f"recommendations are not available to {who}: {why}",
                                 hint="recommendations are built from every customer's baskets")
-    needed = [m for m in ("cross_sell_score",) if m in catalog.metrics and not grant.allows_metric(catalog, m)]
-    per_customer = "customer_id" in request.path_params or request.url.path.endswith("/feedback")
-    if per_customer and not grant.allows_dimension(catalog, "customer.customer_id"):
-        needed.append("customer.customer_id")
+    if block is None:  # feedback on a catalog without the block: no customer dimension to check, fail closed
+        raise AccessDeniedError(f"recommendation feedback is not available to {who}",
+                                hint="only callers without access policies may record it while the catalog has "
+                                     "no `recommendations:` block")
+    needed = [m for m in (block.affinity,) if not grant.allows_metric(catalog, m)]
+    per_customer = "customer_id" in request.path_params or feedback
+    if per_customer and not grant.allows_dimension(catalog, block.customers.id):
+        needed.append(block.customers.id)
     if needed:
         raise AccessDeniedError(f"recommendations are not available to {who}: {', '.join(needed)} is denied",
                                 hint=f"denied by the access policies {', '.join(grant.policies)}")
@@ -120,7 +131,7 @@ def install(app: FastAPI, project, warehouse_url: str) -> None:
             # serve at once from a snapshot persisted from this same catalog and DuckDB file, if any (the
             # data it was built from has not changed: no rebuild until the schedule says so); else build one
             # in the background (requests wait for the first one, everything else answers at once)
-            if not await asyncio.to_thread(store.publish_persisted_if_current):
+            if store.configured and not await asyncio.to_thread(store.publish_persisted_if_current):
                 store.start_refresh()
             store.start(config["refresh_minutes"] * 60)
             try:
@@ -148,6 +159,8 @@ async def _window(request: Request, days: int | None):
     store = _state(request).store
     snapshot = store.snapshot
     if snapshot is None:
+        if not store.building:  # the block came with a catalog reload: nothing was built at start
+            store.start_refresh()
         snapshot = await asyncio.to_thread(store.wait, FIRST_SNAPSHOT_WAIT_S)
         if snapshot is None:
             raise WarehouseError("the recommendation snapshot is not built yet" + (
@@ -175,14 +188,16 @@ Days = Annotated[int | None, Query(ge=1, le=MAX_WINDOW_DAYS,
 async def cross_sell(
     request: Request,
     product_id: Annotated[str | None, Query(max_length=200, description="Product id or exact product name")] = None,
-    level: Annotated[Literal["product", "category", "brand"], Query()] = "product",
-    value: Annotated[str | None, Query(max_length=200, description="The category or brand (level=category|brand), "
+    level: Annotated[str, Query(max_length=63, description="product, or a level of the `recommendations:` block's "
+                                                           "items.levels (the demo: category, brand)")] = "product",
+    value: Annotated[str | None, Query(max_length=200, description="The level's value (level=category: a category), "
                                                                    "or a product id or name")] = None,
     limit: Limit = 10,
     min_support: MinSupport = 0.0,
     days: Days = None,
 ):
-    """Products (or categories, brands) most often bought with the given one, by cross_sell_score."""
+    """Products (or categories, brands: the block's levels) most often bought with the given one, by the
+    affinity metric (cross_sell_score)."""
     field = "product_id" if level == "product" and product_id is not None else "value"
     item = product_id if field == "product_id" else value
     if item is None:

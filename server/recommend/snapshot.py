@@ -1,16 +1,16 @@
 """The affinity snapshot: every number the recommendation endpoints need, read from the governed
 metrics through the compiler, kept in memory and swapped atomically.
 
-A snapshot holds, for one time window (by default the last 365 days of data, counted back from the
-last completed order's day):
-- the association rules A → B at product, category and brand level, with cross_sell_score
-  (confidence), cross_sell_support, cross_sell_lift, cross_sell_pair_orders and the basket counts
-  behind them (cross_sell_antecedent_orders, cross_sell_consequent_orders, cross_sell_baskets);
-- product_purchase_frequency per product, category and brand, and per product within each customer
-  segment × country (the fallback for customers without history);
-and, over all time, the product catalog (catalog_product_count by product dimensions), every
-customer's segment, country and RFM segment (customer_account_count by customer dimensions) and
-every customer's purchased products (product_purchase_frequency by customer and product).
+What it is read from is the catalog's `recommendations:` block (compiler/recommendations.py): the
+affinity metric (rules A → B, with its siblings for support, lift and the counts behind them), the
+popularity metric, the item and customer dimensions and the upsell tiers. A snapshot holds, for one
+time window (by default the last 365 days of data, counted back from the last day on which the
+popularity metric counts a basket):
+- the association rules A → B at item level and at each of the block's `items.levels`;
+- the popularity of each item and level value, and of each item within each cold-start group of
+  customers (the fallback for customers without history);
+and, over all time, the items (a dimension-only listing of the block's item dimensions), every
+customer's shown, cold-start and audience dimensions, and every customer's purchased items.
 
 `SnapshotStore` builds one (`refresh`), publishes it with a single reference assignment (readers
 see the old or the new snapshot, never a half-built one), persists it to
@@ -33,49 +33,82 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from canon.compiler.errors import QueryError
+from canon.compiler.errors import QueryError, UnknownNameError
+from canon.compiler.recommendations import (RULE_RETURNS, customer_dimensions, item_dimensions, level_name,
+                                            rule_catalog, rule_metric)
 from canon.compiler.request import QueryRequest
 
 
 log = logging.getLogger("canon.recommend")
 
-TIERS = ("entry", "mid", "premium")
-LEVELS = ("product", "category", "brand")
+ITEM_LEVEL = "product"  # the item level's name in requests (`level=product`) and answers (`product_id`)
 DEFAULT_WINDOW_DAYS = 365
 MAX_WINDOW_DAYS = 3660
 SNAPSHOT_FILE = Path(".canon") / "recommend" / "snapshot.pickle"
-FORMAT = 1
+FORMAT = 2  # 2: built from the `recommendations:` block
 
-RULE_METRICS = ("cross_sell_score", "cross_sell_support", "cross_sell_lift", "cross_sell_pair_orders",
-                "cross_sell_antecedent_orders", "cross_sell_consequent_orders", "cross_sell_baskets")
+
+class NotConfiguredError(UnknownNameError):
+    """The catalog has no `recommendations:` block: there is nothing to recommend from (404)."""
+
+    def __init__(self):
+        super().__init__("recommendations are not configured: the catalog has no `recommendations:` block",
+                         hint="add a `recommendations:` block to a metrics file (it names the affinity metric, "
+                              "the item and customer dimensions; see docs/recommendations.md), then reload")
+
+
+def block_of(catalog):
+    """The catalog's `recommendations:` block; NotConfiguredError without one."""
+    block = getattr(catalog, "recommendations", None)
+    if block is None:
+        raise NotConfiguredError()
+    return block
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What the engine needs to know of the block, kept with the snapshot it shaped."""
+
+    levels: tuple[str, ...]  # ITEM_LEVEL, then the names of items.levels
+    popularity: str  # the popularity metric's name
+    group_key: str | None = None  # upsell: the name of the group dimension (category)
+    tier_order: tuple[str, ...] = ()  # upsell: tier values, lowest first; () ranks by price
+    price_key: str | None = None  # upsell: the name of the price dimension (list_price)
+    audience_keys: tuple[str, ...] = ()  # names of customers.audience_segments
+
+    @classmethod
+    def of(cls, block) -> "Layout":
+        upsell = block.upsell
+        return cls(levels=(ITEM_LEVEL, *(level_name(r) for r in block.items.levels)), popularity=block.popularity,
+                   group_key=level_name(upsell.group) if upsell else None,
+                   tier_order=tuple(upsell.order) if upsell and upsell.tier else (),
+                   price_key=level_name(upsell.price) if upsell and upsell.price else None,
+                   audience_keys=tuple(level_name(r) for r in block.customers.audience_segments))
 
 
 @dataclass(frozen=True, slots=True)
 class Product:
+    """An item: its id and name, the dimensions shown with it, its level values and upsell place."""
+
     product_id: int
     name: str
-    category: str
-    subcategory: str
-    brand: str
-    tier: str
-    list_price: float
-
-    @property
-    def tier_rank(self) -> int:
-        return TIERS.index(self.tier) if self.tier in TIERS else -1
+    shown: dict  # dimension name -> value, in the block's `items.show` order
+    levels: dict  # level name -> value
+    group: object = None  # upsell group value
+    tier: str | None = None
+    tier_rank: float = -1  # index in upsell.order (-1: not in it); the price when upsell has no tier
+    price: float | None = None
 
     def to_dict(self) -> dict:
-        return {"product_id": self.product_id, "product_name": self.name, "category": self.category,
-                "subcategory": self.subcategory, "brand": self.brand, "tier": self.tier,
-                "list_price": self.list_price}
+        return {"product_id": self.product_id, "product_name": self.name, **self.shown}
 
 
 @dataclass(frozen=True, slots=True)
 class Customer:
     customer_id: int
-    segment: str | None
-    country_code: str | None
-    rfm_segment: str | None
+    shown: dict  # dimension name -> value, in the block's `customers.show` order
+    group: tuple  # the cold-start dimensions' values
+    segments: tuple  # the audience_segments dimensions' values
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,10 +117,10 @@ class Rule:
 
     antecedent: object
     consequent: object
-    confidence: float  # cross_sell_score
-    support: float  # cross_sell_support
-    lift: float  # cross_sell_lift
-    pair_orders: int  # cross_sell_pair_orders: n(A and B)
+    confidence: float  # the affinity metric
+    support: float
+    lift: float
+    pair_orders: int  # n(A and B)
     antecedent_orders: int  # n(A)
     consequent_orders: int  # n(B)
     baskets: int  # N
@@ -107,8 +140,8 @@ class Window:
     start: str
     end: str
     rules: dict  # level -> {antecedent key: tuple[Rule, ...] sorted best first}
-    popularity: dict  # level -> {key: product_purchase_frequency}
-    group_popularity: dict  # (segment, country_code) -> tuple[(product_id, frequency), ...] best first
+    popularity: dict  # level -> {key: popularity}
+    group_popularity: dict  # cold-start values -> tuple[(product_id, popularity), ...] best first
 
     def describe(self) -> dict:
         return {"days": self.days, "start": self.start, "end": self.end}
@@ -123,16 +156,17 @@ class AffinitySnapshot:
     last_order_date: str
     products: dict  # product_id -> Product
     customers: dict  # customer_id -> Customer
-    history: dict  # customer_id -> frozenset of product ids bought on completed orders (all time)
+    history: dict  # customer_id -> frozenset of product ids bought (all time)
     window: Window  # the default window
     key: tuple = ()  # what the snapshot was built from, to tell whether a persisted one is current
     by_name: dict = field(default_factory=dict)  # lower-case product name -> product_id
+    layout: Layout | None = None
 
     def describe(self) -> dict:
         return {"built_at": self.built_at, "build_ms": self.build_ms, "catalog_version": self.catalog_version,
                 "last_order_date": self.last_order_date, "window": self.window.describe(),
                 "products": len(self.products), "customers": len(self.customers),
-                "rules": sum(len(v) for v in self.window.rules["product"].values())}
+                "rules": sum(len(v) for v in self.window.rules[ITEM_LEVEL].values())}
 
 
 # --- building -------------------------------------------------------------------------------------
@@ -143,11 +177,13 @@ def _rows(catalog, runtime, **request) -> list[list]:
     return runtime.query(QueryRequest(**request), catalog=catalog, capped=False).rows
 
 
-def last_order_date(catalog, warehouse) -> str:
-    rows = _rows(catalog, warehouse, metrics=("order_count",), dimensions=("order.ordered_at.day",),
-                 order=("-order.ordered_at.day",), having=("order_count > 0",), limit=1)
+def last_order_date(catalog, warehouse, block) -> str:
+    """The last day of `time` on which the popularity metric counts a basket."""
+    day = f"{block.time}.day"
+    rows = _rows(catalog, warehouse, metrics=(block.popularity,), dimensions=(day,), order=(f"-{day}",),
+                 having=(f"{block.popularity} > 0",), limit=1)
     if not rows:
-        raise QueryError("the warehouse has no completed orders: nothing to recommend from",
+        raise QueryError(f"the warehouse has no baskets that {block.popularity} counts: nothing to recommend from",
                          hint="load orders into the warehouse (canon demo builds a demo), then refresh")
     return str(rows[0][0])[:10]
 
@@ -158,30 +194,34 @@ def window_bounds(last_day: str, days: int) -> tuple[str, str]:
 
 
 def build_window(catalog, warehouse, last_day: str, days: int) -> Window:
+    """`catalog` is a rule catalog (compiler.recommendations.rule_catalog): the block's metrics and the
+    affinity metric's siblings."""
+    block = block_of(catalog)
     start, end = window_bounds(last_day, days)
     span = {"start": start, "end": end}
+    rule_metrics = tuple(rule_metric(block, r) for r in RULE_RETURNS)
     rules, popularity = {}, {}
-    for level in LEVELS:
-        dim = "product_id" if level == "product" else level
+    for level, ref in ((ITEM_LEVEL, block.items.id), *((level_name(r), r) for r in block.items.levels)):
+        dim = level_name(ref)
         by_antecedent = defaultdict(list)
-        for a, b, *values in _rows(catalog, warehouse, metrics=RULE_METRICS,
+        for a, b, *values in _rows(catalog, warehouse, metrics=rule_metrics,
                                    dimensions=(f"antecedent.{dim}", f"consequent.{dim}"), **span):
             conf, sup, lift, n_ab, n_a, n_b, n = values
             if n_ab:
                 by_antecedent[a].append(Rule(a, b, float(conf), float(sup), float(lift or 0.0), int(n_ab),
                                              int(n_a), int(n_b), int(n)))
-        pop = {k: int(v or 0) for k, v in _rows(catalog, warehouse, metrics=("product_purchase_frequency",),
-                                                dimensions=(f"product.{dim}",), **span)}
+        pop = {k: int(v or 0) for k, v in _rows(catalog, warehouse, metrics=(block.popularity,),
+                                                dimensions=(ref,), **span)}
         rules[level] = {a: tuple(sorted(rs, key=lambda r: (-r.confidence, -r.lift, -pop.get(r.consequent, 0),
                                                            _sort_key(r.consequent))))
                         for a, rs in by_antecedent.items()}
         popularity[level] = pop
     groups = defaultdict(list)
-    for segment, country, product_id, freq in _rows(
-            catalog, warehouse, metrics=("product_purchase_frequency",),
-            dimensions=("customer.segment", "customer.country_code", "product.product_id"), **span):
+    cold = block.customers.cold_start
+    for *group, product_id, freq in _rows(catalog, warehouse, metrics=(block.popularity,),
+                                          dimensions=(*cold, block.items.id), **span):
         if freq:
-            groups[(segment, country)].append((product_id, int(freq)))
+            groups[tuple(group)].append((product_id, int(freq)))
     group_popularity = {k: tuple(sorted(v, key=lambda x: (-x[1], x[0]))) for k, v in groups.items()}
     return Window(days, start, end, rules, popularity, group_popularity)
 
@@ -190,26 +230,71 @@ def _sort_key(value):
     return (0, value, "") if isinstance(value, (int, float)) else (1, 0, str(value))
 
 
-def build_snapshot(catalog, warehouse, days: int = DEFAULT_WINDOW_DAYS, key: tuple = ()) -> AffinitySnapshot:
-    started = time.perf_counter()
-    last_day = last_order_date(catalog, warehouse)
+def _whole(value, what: str) -> int:
+    """Ids are whole numbers: the HTTP API, the cart and the feedback table carry them as BIGINT."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or number != value and str(number) != str(value).strip():
+        raise QueryError(f"recommendations: {what} {value!r} is not a whole number",
+                         hint=f"name a dimension holding whole-number ids as {what}")
+    return number
+
+
+def _items(catalog, warehouse, block) -> dict:
+    refs = item_dimensions(block)
+    at = {ref: i for i, ref in enumerate(refs)}
+    upsell = block.upsell
+    order = tuple(upsell.order) if upsell and upsell.tier else ()
     products = {}
-    for pid, name, category, subcategory, brand, tier, price, _ in _rows(
-            catalog, warehouse, metrics=("catalog_product_count",),
-            dimensions=("product.product_id", "product.product_name", "product.category", "product.subcategory",
-                        "product.brand", "product.tier", "product.list_price")):
-        products[int(pid)] = Product(int(pid), name, category, subcategory, brand, tier, float(price))
+    for row in _rows(catalog, warehouse, metrics=(), dimensions=refs):
+        pid = _whole(row[at[block.items.id]], "items.id")
+        price = row[at[upsell.price]] if upsell and upsell.price else None
+        price = float(price) if price is not None else None
+        tier = row[at[upsell.tier]] if upsell and upsell.tier else None
+        rank = (order.index(tier) if tier in order else -1) if order else (price if price is not None else -1)
+        products[pid] = Product(pid, row[at[block.items.name]],
+                                {level_name(r): _shown(row[at[r]], r, upsell) for r in block.items.show},
+                                {level_name(r): row[at[r]] for r in block.items.levels},
+                                row[at[upsell.group]] if upsell else None, tier, rank, price)
+    return products
+
+
+def _shown(value, ref, upsell):
+    # the price as a float, as upsell computes with it (a DECIMAL column arrives as a string or Decimal)
+    return float(value) if upsell and ref == upsell.price and value is not None else value
+
+
+def _customers(catalog, warehouse, block) -> dict:
+    c = block.customers
+    refs = customer_dimensions(block)
+    at = {ref: i for i, ref in enumerate(refs)}
     customers = {}
-    for cid, segment, country, rfm, _ in _rows(
-            catalog, warehouse, metrics=("customer_account_count",),
-            dimensions=("customer.customer_id", "customer.segment", "customer.country_code", "customer.rfm_segment")):
-        customers[int(cid)] = Customer(int(cid), segment, country, rfm)
+    for row in _rows(catalog, warehouse, metrics=(), dimensions=refs):
+        if row[at[c.id]] is None:
+            continue
+        cid = _whole(row[at[c.id]], "customers.id")
+        customers[cid] = Customer(cid, {level_name(r): row[at[r]] for r in c.show},
+                                  tuple(row[at[r]] for r in c.cold_start),
+                                  tuple(row[at[r]] for r in c.audience_segments))
+    return customers
+
+
+def build_snapshot(catalog, warehouse, days: int = DEFAULT_WINDOW_DAYS, key: tuple = ()) -> AffinitySnapshot:
+    """`catalog`: the served catalog; its block says what to read."""
+    started = time.perf_counter()
+    block = block_of(catalog)
+    rules = rule_catalog(catalog, block)
+    last_day = last_order_date(rules, warehouse, block)
+    products = _items(rules, warehouse, block)
+    customers = _customers(rules, warehouse, block)
     bought = defaultdict(set)
-    for cid, pid, freq in _rows(catalog, warehouse, metrics=("product_purchase_frequency",),
-                                dimensions=("customer.customer_id", "product.product_id")):
+    for cid, pid, freq in _rows(rules, warehouse, metrics=(block.popularity,),
+                                dimensions=(block.customers.id, block.items.id)):
         if freq and cid is not None:
             bought[int(cid)].add(int(pid))
-    window = build_window(catalog, warehouse, last_day, days)
+    window = build_window(rules, warehouse, last_day, days)
     return AffinitySnapshot(
         built_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         build_ms=round((time.perf_counter() - started) * 1000, 1),
@@ -219,7 +304,8 @@ def build_snapshot(catalog, warehouse, days: int = DEFAULT_WINDOW_DAYS, key: tup
         products=products, customers=customers,
         history={c: frozenset(p) for c, p in bought.items()},
         window=window, key=key,
-        by_name={p.name.lower(): p.product_id for p in products.values()},
+        by_name={str(p.name).lower(): p.product_id for p in products.values()},
+        layout=Layout.of(block),
     )
 
 
@@ -280,6 +366,7 @@ class SnapshotStore:
                 self.days)
 
     def refresh(self) -> AffinitySnapshot:
+        block_of(self._catalog())  # no block, nothing to build (and nothing to warn about)
         with self._refresh_lock:  # one build at a time; readers keep the old snapshot meanwhile
             catalog, warehouse = self._catalog(), self._warehouse()
             try:
@@ -344,6 +431,7 @@ class SnapshotStore:
 
     def current(self, *, build: bool = True) -> AffinitySnapshot:
         """The current snapshot; else a persisted one built from the same data; else build one."""
+        block_of(self._catalog())
         if self._snapshot is not None:
             return self._snapshot
         if self.persist:
@@ -362,7 +450,9 @@ class SnapshotStore:
         cached = self._windows.get(days)
         if cached is not None and self._snapshot is snapshot:
             return snapshot, cached
-        window = build_window(self._catalog(), self._warehouse(), snapshot.last_order_date, days)
+        catalog = self._catalog()
+        window = build_window(rule_catalog(catalog, block_of(catalog)), self._warehouse(), snapshot.last_order_date,
+                              days)
         with self._window_lock:
             if self._snapshot is snapshot:
                 if len(self._windows) > 16:
@@ -405,8 +495,19 @@ class SnapshotStore:
             self._thread.start()
         return self
 
+    @property
+    def configured(self) -> bool:
+        """Whether the current catalog has a `recommendations:` block."""
+        return getattr(self._catalog(), "recommendations", None) is not None
+
+    @property
+    def building(self) -> bool:
+        return self._refresh_lock.locked()
+
     def _loop(self, interval_s: float) -> None:
         while not self._stop.wait(interval_s):
+            if not self.configured:
+                continue  # the block may come with a catalog reload
             try:
                 self.refresh()
             except Exception as error:  # noqa: BLE001 — keep serving the previous snapshot

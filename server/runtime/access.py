@@ -205,6 +205,7 @@ def apply_policies(catalog: Catalog, request: QueryRequest, grant: Grant) -> Que
     _check_dimensions(catalog, request, grant, who)
     if not grant.row_filters:
         return request
+    _no_metric_filters(request, grant, who)
     for name in request.metrics:
         found = grant.unnarrowable(catalog, name)
         if found is not None:
@@ -214,6 +215,20 @@ def apply_policies(catalog: Catalog, request: QueryRequest, grant: Grant) -> Que
                 f"{row_filter.policy!r} ({model} does not reach {unreachable}), so it is not shown to {who}",
                 hint="row filters fail closed: ask for a metric whose rows reach " + ", ".join(row_filter.models))
     return replace(request, where=tuple(request.where) + tuple(f.condition.copy() for f in grant.row_filters))
+
+
+def _no_metric_filters(request: QueryRequest, grant: Grant, who: str) -> None:
+    """A filter on a metric (`metric(order_count, by=customer) >= 3`, compiler/metric_filters.py)
+    aggregates that metric over all its rows, which a row filter would not narrow: fail closed."""
+    from canon.compiler.metric_filters import MetricRef
+    from canon.compiler.sqlexpr import parse_filter
+
+    for i, where in enumerate(request.where):
+        found = parse_filter(where, field="where" if i == 0 else f"where[{i}]").condition.find(MetricRef)
+        if found is not None:
+            raise AccessDeniedError(f"{found.sql()} filters on a metric's value over all its rows, which the row "
+                                    f"filters of {', '.join(grant.policies)} cannot narrow, so it is not available to {who}",
+                                    hint="filter on dimensions instead, or ask for a policy without a row filter")
 
 
 def _check_dimensions(catalog: Catalog, request: QueryRequest, grant: Grant, who: str) -> None:

@@ -30,6 +30,8 @@ from canon.compiler.errors import (CanonError, QueryError, QueryTimeoutError, Re
 from canon.compiler.request import QueryRequest
 
 from ..results import QueryResult, column_type, json_value
+from ..rollups.router import RollupRouter
+from .exports import Exports
 from ..warehouses.base import DEFAULT_BATCH_ROWS, QueryTicket
 from .access import ANONYMOUS, AccessControl, Grant, Identity, apply_policies
 from .audit import AuditLog, AuditSettings
@@ -39,6 +41,7 @@ from .freshness import FreshnessMonitor
 from .limits import Limits
 from .result_cache import CacheSettings, ResultCache, file_stamp, result_bytes
 from .state import CatalogState, Reloader
+from .time_notes import annotate as annotate_time
 
 log = logging.getLogger("canon.runtime")
 
@@ -58,6 +61,7 @@ class Prepared:
     warnings: list[str]
     identity: Identity = ANONYMOUS
     grant: Grant = Grant()
+    rollup: tuple[str, str] | None = None  # (name, build stamp) of the rollup that answers, if one does
 
     @property
     def columns(self) -> list[dict]:
@@ -144,6 +148,8 @@ class Runtime:
         self.access = AccessControl()
         self.audit = AuditLog(AuditSettings(None, False))
         self.freshness = FreshnessMonitor(lambda: self.catalog, self.internal, freshness_interval_s)
+        self.rollups = RollupRouter(self.run_sql)  # which built rollups may answer (server/rollups/router.py)
+        self.exports = Exports(self, self.project)  # saved-query exports and what they last did
 
     @classmethod
     def open(cls, project=None, warehouse_url: str | None = None, *, query_timeout_s: float | None = None,
@@ -225,6 +231,9 @@ class Runtime:
         if self._reload_interval_s:
             self._reloader = Reloader(self.state, self._reload_interval_s).start()
         self.freshness.start()
+        self.rollups.start(lambda: self.catalog)
+        if self.project is not None:
+            self.exports.start()
         self._schema_check = threading.Thread(target=self.check_schema, name="canon-schema-check", daemon=True)
         self._schema_check.start()
         return self
@@ -257,6 +266,8 @@ class Runtime:
         if self._reloader is not None:
             self._reloader.stop()
         self.freshness.stop()
+        self.rollups.stop()
+        self.exports.stop()
         self.audit.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
         if self._warehouse is not None and self._owns_warehouse:
@@ -395,13 +406,30 @@ class Runtime:
             timeout = self.limits.timeout_for(timeout_s)
             dialect = dialect or self.sql_dialect
             compiled = self.compiled.compile(self.typed(catalog) if request.timezone else catalog, request, dialect)
+            compiled, rollup = self._route(catalog, request, compiled, dialect)
         except CanonError as error:
             if identity.via != "internal":
                 self.audit.record(identity=identity, request=request, policies=grant.policies,
                                   outcome="denied" if error.http_status in (401, 403) else "error", error=error.message)
             raise
         warnings = deprecation_warnings(catalog, request) + self.freshness.warnings(catalog, request.metrics)
-        return Prepared(catalog, request, compiled, cap, timeout, warnings, identity, grant)
+        return Prepared(catalog, request, compiled, cap, timeout, warnings, identity, grant, rollup)
+
+    def _route(self, catalog: Catalog, request: QueryRequest, compiled: CompiledQuery, dialect: str):
+        """The request over a rollup when one answers it exactly (and the caller did not ask for the raw
+        tables with `use_rollups: false`); the policies' row filters are in `request` already."""
+        if not catalog.rollups or request.extra.get("use_rollups", True) is False or dialect != self.sql_dialect:
+            return compiled, None
+        try:
+            found = self.rollups.route(catalog, request, dialect)
+        except Exception:  # noqa: BLE001 — a router bug must not fail a query the raw tables can answer
+            log.exception("rollup routing failed; answering from the raw tables")
+            return compiled, None
+        if found is None:
+            return compiled, None
+        routed = found.routed
+        return CompiledQuery(sql=routed.sql, columns=compiled.columns, tree=routed.tree, dialect=dialect), \
+            (found.name, found.stamp)
 
     @staticmethod
     def _capped(request: QueryRequest, cap: int) -> QueryRequest:
@@ -461,7 +489,9 @@ class Runtime:
                 result = QueryResult(columns=[dict(c) for c in columns], rows=rows, sql=prepared.compiled.sql,
                                      elapsed_ms=round((time.perf_counter() - started) * 1000, 3), warnings=warnings or None)
                 result.truncated, result.cached = truncated, True
+                result.rollup = prepared.rollup[0] if prepared.rollup else None
                 self._audit(prepared, len(rows), time.perf_counter() - started, None, cached=True)
+                annotate_time(prepared, result, self.freshness)
                 return result
         stream = self.stream(prepared, ticket=ticket, overflow=overflow)
         rows = [[json_value(v) for v in row] for batch in stream for row in batch]
@@ -469,12 +499,14 @@ class Runtime:
                              elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
                              warnings=stream.warnings or None)
         result.truncated = stream.truncated
+        result.rollup = prepared.rollup[0] if prepared.rollup else None
         if key is not None:
             cut_warning = stream.warnings[-1] if stream.truncated else None
             tables = {t for name in prepared.request.metrics if name in prepared.catalog.facts
                       for t in prepared.catalog.facts[name].tables}
             stored = (tuple(dict(c) for c in stream.columns), tuple(tuple(row) for row in rows))
             self.results.put(key, (*stored, stream.truncated, cut_warning), result_bytes(rows, stream.columns), tables)
+        annotate_time(prepared, result, self.freshness)
         return result
 
     def _cache_key(self, prepared: Prepared) -> tuple:
@@ -483,7 +515,7 @@ class Runtime:
         models = {m for name in prepared.request.metrics if name in prepared.catalog.facts
                   for m in prepared.catalog.facts[name].models}
         watermarks = tuple(sorted((s.model, str(s.max_loaded_at)) for s in report if s.model in models))
-        return prepared.compiled.sql, self.url, watermarks, file_stamp(self.url)
+        return prepared.compiled.sql, self.url, watermarks, file_stamp(self.url), prepared.rollup
 
     def count_rows(self, request: QueryRequest, *, catalog: Catalog | None = None, identity: Identity = ANONYMOUS,
                    ticket: QueryTicket | None = None) -> int:

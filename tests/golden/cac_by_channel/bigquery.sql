@@ -24,17 +24,21 @@ WITH q_0 AS (
     COUNT(`acquisition`.customer_id) AS `new_customers`
   FROM (
     SELECT
-      c.customer_id,
+      f.customer_id,
       c.first_campaign_id,
-      MIN(o.ordered_at) AS first_order_at
-    FROM customers AS c
-    JOIN orders AS o
-      ON o.customer_id = c.customer_id
-    WHERE
-      o.status = 'completed'
-    GROUP BY
-      c.customer_id,
-      c.first_campaign_id
+      f.first_order_at
+    FROM (
+      SELECT
+        customer_id,
+        MIN(ordered_at) AS first_order_at
+      FROM orders
+      WHERE
+        status = 'completed'
+      GROUP BY
+        customer_id
+    ) AS f
+    JOIN customers AS c
+      ON c.customer_id = f.customer_id
   ) AS `acquisition`
   LEFT JOIN campaigns AS `campaign`
     ON `acquisition`.first_campaign_id = `campaign`.campaign_id

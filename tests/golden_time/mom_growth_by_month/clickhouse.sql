@@ -64,6 +64,11 @@ LEFT JOIN q_1
 WHERE
   "_canon_groups"."metric_time__month" >= CAST('2024-02-01' AS Nullable(DATE))
   AND "_canon_groups"."metric_time__month" < CAST('2025-01-01 00:00:00' AS Nullable(DateTime))
+  AND "_canon_groups"."metric_time__month" <= (
+    SELECT
+      MAX("metric_time__month")
+    FROM q_0
+  )
 ORDER BY
   "metric_time__month" ASC
 SETTINGS join_use_nulls = 1

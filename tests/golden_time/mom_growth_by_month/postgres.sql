@@ -64,5 +64,10 @@ LEFT JOIN q_1
 WHERE
   "_canon_groups"."metric_time__month" >= CAST('2024-02-01' AS DATE)
   AND "_canon_groups"."metric_time__month" < CAST('2025-01-01 00:00:00' AS TIMESTAMP)
+  AND "_canon_groups"."metric_time__month" <= (
+    SELECT
+      MAX("metric_time__month")
+    FROM q_0
+  )
 ORDER BY
   "metric_time__month" ASC
