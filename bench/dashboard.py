@@ -9,8 +9,8 @@ serve` on it (result cache off, so every answer is computed), and asks the six t
 the tiles with rollups (one warm-up round, then the median of --runs). Every rollup answer is checked
 equal to the raw answer (same rows, numbers to 1e-9). Prints each tile's figures and the ratios.
 
-The cross-sell tile (top-20 product pairs, an affinity metric) has no rollup: affinity is answered from
-the raw baskets (compiler/rollups.py), so its rollup column shows the raw path.
+The cross-sell tile (top-20 product pairs, an affinity metric) is answered by the `product_pairs` rollup,
+which stores the pair-level answer itself (pairs do not re-aggregate: only that exact request uses it).
 """
 
 from __future__ import annotations

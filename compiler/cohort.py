@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from sqlglot import exp
 
 from . import model as m
-from .calendar import WEEKDAYS, TimeContext, check_timezone, in_zone, truncate
+from .calendar import TimeContext, in_zone, truncate
 from .catalog import Catalog, DimensionInfo, Edge, ModelInfo
 from .errors import FilterError, QueryError, UnknownNameError, did_you_mean
 from .refs import COHORT, METRIC_TIME, DimRef, parse_ref, split_measure_ref
@@ -118,7 +118,8 @@ def is_cohort_request(catalog: Catalog, names) -> bool:
 
 
 def resolve_cohort(catalog: Catalog, request: QueryRequest, names: tuple[str, ...]):
-    from .resolve import BoundFilter, ResolvedQuery, _check_limit, _having, _no_duplicates, _order_item, _range
+    from .resolve import (BoundFilter, ResolvedQuery, _check_limit, _having, _no_duplicates, _order_item, _range,
+                          time_context)
 
     metrics = _same_cohort(catalog, names)
     _no_duplicates(request.dimensions, "dimension")
@@ -145,9 +146,7 @@ def resolve_cohort(catalog: Catalog, request: QueryRequest, names: tuple[str, ..
     having = _having(request.having, aliases)
     _check_limit(request)
     start, end = _range(catalog, request)
-    calendar = catalog.settings.calendar
-    time = TimeContext(check_timezone(request.timezone), WEEKDAYS.index(calendar.week_start),
-                       calendar.fiscal_year_start_month, catalog.stored_dates)
+    time = time_context(catalog, request)
     cohort = CohortInput(metrics[0].entity, metrics[0].cohort, grain, metrics, periods)
     return ResolvedQuery(request, dims, where, tuple((n, exp.column(n)) for n in names), (), None, order, start,
                          end, (), having, time, False, cohort=cohort)

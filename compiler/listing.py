@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from .calendar import WEEKDAYS, TimeContext, check_timezone
 from .catalog import Catalog
 from .errors import QueryError
 from .plan import Scope
@@ -25,7 +24,7 @@ from .refs import DimRef, parse_ref
 from .render.build import alias, col, select
 from .render.joins import joins_for
 from .request import QueryRequest
-from .resolve import BoundFilter, _bind_filter, _check_limit, _no_duplicates, _order_item
+from .resolve import BoundFilter, _bind_filter, _check_limit, _no_duplicates, _order_item, time_context
 
 
 def is_listing(request: QueryRequest) -> bool:
@@ -48,9 +47,7 @@ def listing_query(catalog: Catalog, request: QueryRequest) -> tuple[exp.Select, 
     _check_limit(request)
     aliases = {d.ref: d.alias for d in dims}
     order = tuple(_order_item(item, aliases) for item in request.order)
-    calendar = catalog.settings.calendar
-    time = TimeContext(check_timezone(request.timezone), WEEKDAYS.index(calendar.week_start),
-                       calendar.fiscal_year_start_month, catalog.stored_dates)
+    time = time_context(catalog, request)
     scope = Scope(catalog, catalog.models[_base(catalog, dims, where)], "dimension-only request", time)
     values = [alias(scope.group_expr(d), d.alias) for d in dims]
     conditions = [scope.bind(f.parsed.condition, f.refs) for f in where]

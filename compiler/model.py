@@ -326,13 +326,13 @@ class CumulativeMetric(MetricBase):
     type: Literal["cumulative"]  # cumulative: a running total
     name: Name  # the metric's name, unique in the catalog
     metric: Name  # the simple metric accumulated
-    window: Window | None = None  # a trailing window (28 days); or give grain_to_date
+    window: Window | Literal["unbounded"] | None = None  # a trailing window (28 days), or unbounded (all time); or give grain_to_date
     grain_to_date: Literal["week", "month", "quarter", "fiscal_quarter", "year", "fiscal_year"] | None = None  # accumulate from the start of each week, month, quarter or year
 
     @model_validator(mode="after")
     def _one_kind(self):
         if (self.window is None) == (self.grain_to_date is None):
-            raise ValueError("give exactly one of `window` (e.g. 28 days) or `grain_to_date` (e.g. month)")
+            raise ValueError("give exactly one of `window` (e.g. 28 days, or unbounded for all time) or `grain_to_date` (e.g. month)")
         return self
 
 

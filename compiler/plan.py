@@ -223,8 +223,9 @@ def _node_range(resolved: ResolvedQuery, item: MeasureInput) -> tuple[str | None
             end = next_period(shift(end, item.offset, -1), grain, time)
         return start, end
     spec = item.cumulative
-    if spec is not None and start:
-        start = shift(start, spec.window, -1) if spec.window else period_start(start, spec.grain_to_date, resolved.time)
+    if spec is not None and start:  # the rows each period's window reaches back to; all of them for all time
+        start = (shift(start, spec.window, -1) if spec.window else
+                 period_start(start, spec.grain_to_date, resolved.time) if spec.grain_to_date else None)
     return start, end
 
 

@@ -28,7 +28,7 @@ MAX_LIMIT = 1_000_000
 
 @dataclass(frozen=True)
 class Cumulative:
-    window: Window | None
+    window: Window | None  # None with no grain_to_date: all time (`window: unbounded`)
     grain_to_date: str | None
 
 
@@ -128,14 +128,19 @@ def resolve(catalog: Catalog, request: QueryRequest) -> ResolvedQuery:
     having = _having(request.having, aliases)
     _check_limit(request)
     start, end = _range(catalog, request)
-    calendar = catalog.settings.calendar
-    time = TimeContext(check_timezone(request.timezone), WEEKDAYS.index(calendar.week_start),
-                       calendar.fiscal_year_start_month, catalog.stored_dates)
+    time = time_context(catalog, request)
     fill = _fill_gaps(catalog, request, names, dims)
     resolved = ResolvedQuery(request, dims, where, outputs, inputs, affinity, order, start, end,
                              conversions, having, time, fill)
     _check_time_needs(catalog, resolved)
     return resolved
+
+
+def time_context(catalog: Catalog, request: QueryRequest) -> TimeContext:
+    """The request's time zone with the catalog's calendar (week start, fiscal year, DATE columns)."""
+    calendar = catalog.settings.calendar
+    return TimeContext(check_timezone(request.timezone), WEEKDAYS.index(calendar.week_start),
+                       calendar.fiscal_year_start_month, catalog.stored_dates)
 
 
 def _check_names(catalog: Catalog, request: QueryRequest) -> tuple[str, ...]:
@@ -285,7 +290,8 @@ class _Expander:
                               if isinstance(node, exp.Column) else node)
 
     def cumulative(self, metric: m.CumulativeMetric, extra, offset) -> exp.Expression:
-        spec = Cumulative(parse_window(metric.window) if metric.window else None, metric.grain_to_date)
+        window = parse_window(metric.window) if metric.window not in (None, "unbounded") else None
+        spec = Cumulative(window, metric.grain_to_date)
         if offset is not None:
             raise QueryError(f"metric '{metric.name}' is cumulative and cannot be shifted in time",
                              hint="shift the metric it accumulates instead")

@@ -87,8 +87,8 @@ def _request(catalog, saved_query, metrics, dimensions, where, order, limit, sta
              timezone=None, today=None, fill_gaps=None):
     from canon.compiler.request import QueryRequest
 
-    if saved_query is None and not metrics:
-        raise click.UsageError("Missing option '--metric' / '-m' (or --saved-query NAME).")
+    if saved_query is None and not metrics and not dimensions:  # dimensions alone list their combinations
+        raise click.UsageError("Missing option '--metric' / '-m' (or --by DIM alone, or --saved-query NAME).")
     if saved_query is not None and (metrics or dimensions):
         raise click.UsageError("--saved-query names its own metrics and dimensions: drop --metric/--by")
     request = QueryRequest(metrics=metrics, dimensions=dimensions, where=where, order=order, limit=limit,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # What the schema accepts at most: the runtime's configurable limits (canon.yml `limits:` max_metrics,
 # max_filters, max_filter_chars, ...: server/runtime/limits.py) decide below it, for every front end,
@@ -39,7 +39,8 @@ class StructuredFilter(Strict):
 class QueryBody(Strict):
     """A metric request. `where` (expressions) and `filters` (structured) are ANDed together."""
 
-    metrics: list[str] = Field(min_length=1, max_length=MAX_ITEMS, examples=[["revenue"]])
+    metrics: list[str] = Field(default_factory=list, max_length=MAX_ITEMS, examples=[["revenue"]],
+                               description="Metric names; none with dimensions lists the combinations of their values")
     dimensions: list[str] = Field(default_factory=list, max_length=MAX_ITEMS,
                                   examples=[["product.category", "metric_time.month"]])
     where: Union[str, list[str], None] = Field(default=None, description="Filter expression(s) over dimensions, ANDed",
@@ -66,6 +67,12 @@ class QueryBody(Strict):
                                     "server's limit (default: limits.query_timeout_s in canon.yml)")
     use_rollups: bool = Field(default=True, description="Answer from a rollup when one answers exactly; false reads "
                               "the raw tables")
+
+    @model_validator(mode="after")
+    def _metrics_or_dimensions(self):
+        if not self.metrics and not self.dimensions:
+            raise ValueError("metrics: give at least one metric (or dimensions alone, to list their combinations)")
+        return self
 
 
 class CompileBody(QueryBody):

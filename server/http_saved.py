@@ -14,7 +14,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path as PathParam, Request
 from fastapi.responses import JSONResponse
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from canon.compiler.errors import AccessDeniedError
 from canon.compiler.saved import saved_query_request
@@ -31,6 +31,10 @@ class SavedQueryRun(hm.QueryBody):
 
     metrics: list[str] = Field(default_factory=list, max_length=0, description="Not allowed: the saved query names them")
     dimensions: list[str] = Field(default_factory=list, max_length=0, description="Not allowed: the saved query names them")
+
+    @model_validator(mode="after")
+    def _metrics_or_dimensions(self):  # overrides QueryBody's: the saved query names both
+        return self
 
 
 def _describe(saved) -> dict:

@@ -201,7 +201,7 @@ def test_injection_attempts_stay_literal(client):
 @pytest.mark.parametrize("body,status,field", [
     ({"metrics": ["revenue"], "bogus": 1}, 422, "bogus"),
     ({"metrics": "revenue"}, 422, "metrics"),
-    ({"metrics": []}, 422, "metrics"),
+    ({"metrics": []}, 422, "metrics"),  # no metric and no dimension
     ({}, 422, "metrics"),
     ({"metrics": ["revenue"], "limit": "ten"}, 422, "limit"),
     ({"metrics": ["revenue"], "limit": -1}, 422, "limit"),

@@ -144,6 +144,14 @@ def test_dbt_cumulative_window_equals_hand_sql(jaffle):
            start="2024-02-01", end="2024-02-28")
 
 
+def test_dbt_all_time_cumulative_equals_hand_sql(jaffle):
+    # cumulative_revenue: every order line's price up to each month's last day, from the first one on
+    _check(jaffle, ["cumulative_revenue"], ["metric_time.month"], """
+        WITH m AS (SELECT DISTINCT CAST(DATE_TRUNC('month', CAST(ordered_at AS DATE)) AS DATE) m FROM order_items)
+        SELECT m.m, (SELECT SUM(product_price) FROM order_items
+                     WHERE CAST(ordered_at AS DATE) < m.m + INTERVAL 1 MONTH) FROM m""")
+
+
 def test_dbt_saved_query_runs_with_its_dimensions(jaffle):
     result = CliRunner().invoke(main, ["query", "--project", str(jaffle), "--saved-query", "weekly_revenue", "-f", "json"])
     assert result.exit_code == 0, result.stderr
@@ -157,13 +165,10 @@ def test_dbt_saved_query_runs_with_its_dimensions(jaffle):
 def test_dbt_report_names_what_did_not_map(jaffle):
     report = (jaffle / "IMPORT_REPORT.md").read_text()
     metrics = {m["name"]: m for m in yaml.safe_load((jaffle / "metrics" / "dbt.yml").read_text())["metrics"]}
-    if "cumulative_revenue" in metrics:  # this Canon accepts all-time cumulatives (`window: unbounded`)
-        assert metrics["cumulative_revenue"] == {"name": "cumulative_revenue", "type": "cumulative",
-                                                 "label": "Cumulative Revenue (All Time)", "description":
-                                                 "The cumulative revenue for all orders.", "metric": "revenue",
-                                                 "window": "unbounded"}
-    else:
-        assert "metric cumulative_revenue — an all-time cumulative" in report  # order_items.yml, no window
+    # an all-time cumulative (no window, no grain_to_date) becomes `window: unbounded` over its measure
+    assert metrics["cumulative_revenue"]["window"] == "unbounded"
+    assert metrics["cumulative_revenue"]["metric"] == "cumulative_revenue_base"
+    assert "all-time cumulative" not in report
     assert metrics["orders_last_7_days"]["window"] == "7 days" and metrics["orders_last_7_days"]["metric"] == "orders"
     assert "group by Entity('order_id')" in report
     sm = yaml.safe_load((jaffle / "semantic_models" / "orders.yml").read_text())["semantic_model"]

@@ -4,6 +4,8 @@ Cube's /v1/load (dimension-only and `ungrouped` queries)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from canon.compiler.errors import CanonError
@@ -83,3 +85,31 @@ def test_cube_dimension_only_and_ungrouped(demo_path):
         assert raw["query"]["ungrouped"] is True
         refused = client.post("/cubejs-api/v1/load", json={"query": {"measures": ["metrics.revenue"], "ungrouped": True}})
         assert refused.status_code == 400 and "ungrouped" in refused.json()["error"]
+
+
+def test_http_and_cli_take_dimensions_alone(demo_path):
+    """`POST /v1/query` with dimensions and no metrics, and `canon query --by` with no --metric, list the
+    combinations; neither metrics nor dimensions is a 422 / a usage error naming both."""
+    from fastapi.testclient import TestClient
+
+    from canon.server.http_api import create_app
+    from canon.server.warehouses import open_warehouse
+    from tests.support.cli import canon
+    from tests.support.project import ROOT
+
+    warehouse = open_warehouse(str(demo_path))
+    try:
+        want = sql_rows(warehouse, "SELECT DISTINCT segment FROM customers")
+    finally:
+        warehouse.close()
+    with TestClient(create_app(ROOT, str(demo_path), reload_interval_s=0)) as client:
+        body = client.post("/v1/query", json={"dimensions": ["customer.segment"]}).json()
+        assert body["columns"] == [{"name": "customer.segment", "type": "string"}]
+        assert_same(body["rows"], want)
+        empty = client.post("/v1/query", json={"metrics": []})
+        assert empty.status_code == 422 and "dimensions alone" in empty.text
+    listed = canon("query", "--by", "customer.segment", "--format", "json", warehouse=demo_path)
+    assert listed.returncode == 0, listed.stderr
+    assert_same(json.loads(listed.stdout)["rows"], want)
+    nothing = canon("query", warehouse=demo_path)
+    assert nothing.returncode != 0 and "--by DIM alone" in nothing.stderr

@@ -7,8 +7,8 @@ trailing 28-day and to-date windows, one month / one year earlier with month end
 Feb 29), growth ratios, empty periods. Nothing here reads Canon's SQL.
 
 Definitions checked (see metrics/time.yml and the issue):
-* cumulative: for each period P, the days in (E − 28 days, E] (rolling) or [start of E's month/year, E]
-  (to date), E = P's last day within the range (or within the data's first..last day); a range widens
+* cumulative: for each period P, the days in (E − 28 days, E] (rolling), [start of E's month/year, E]
+  (to date) or [the data's first day, E] (all time), E = P's last day within the range (or within the data's first..last day); a range widens
   the scan, the output keeps only periods in range; a period whose window holds no data is absent.
 * offsets: prev(P) = the value of the period holding P − 1 month (1 year); at week grain the days whose
   date one month (year) later lies in P (the same days one offset earlier); growth = cur / prev − 1,
@@ -151,7 +151,8 @@ def cumulative_oracle(data, grain, kind, start=None, end=None):
     dim_keys = sorted({k[1:] for k in data}, key=str)
     rows = []
     for period, e in ends.items():
-        lo = {"rolling": e - timedelta(days=27), "mtd": e.replace(day=1), "ytd": date(e.year, 1, 1)}[kind]
+        lo = {"rolling": e - timedelta(days=27), "mtd": e.replace(day=1), "ytd": date(e.year, 1, 1),
+              "all": min(k[0] for k in data)}[kind]  # all time: from the data's first day, whatever the range
         for dk in dim_keys:
             values = [num(data[(d, *dk)]) for d in days(lo, e) if (d, *dk) in data]
             if values:
@@ -201,7 +202,7 @@ def compare(catalog, warehouse, req: QueryRequest, want, rel=1e-9):
 
 # --- cumulative ------------------------------------------------------------------------------------------
 
-CUMULATIVE = {"revenue_rolling_28d": "rolling", "revenue_mtd": "mtd", "revenue_ytd": "ytd"}
+CUMULATIVE = {"revenue_rolling_28d": "rolling", "revenue_mtd": "mtd", "revenue_ytd": "ytd", "revenue_to_date": "all"}
 RANGES = [(None, None), ("2024-03-10", "2024-06-20"), ("2025-01-01", "2025-12-31")]
 ENTERPRISE = ("customer.segment = 'enterprise'", "c.segment = 'enterprise'")
 

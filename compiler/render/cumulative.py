@@ -3,8 +3,8 @@
     daily   : the measure per day (and dimension) — or the raw rows when the aggregation cannot be
               re-aggregated (count_distinct, avg, median ...)
     buckets : the requested periods from the time spine, each with its last day in scope
-    result  : per bucket, the rows whose day lies in (last day - window, last day] or
-              [start of the to-date period, last day], aggregated again
+    result  : per bucket, the rows whose day lies in (last day - window, last day],
+              [start of the to-date period, last day], or (all time) up to the last day, aggregated again
 """
 
 from __future__ import annotations
@@ -61,11 +61,15 @@ def render_cumulative(catalog: Catalog, node: AggregateNode, resolved) -> list[t
                      spine, where=bounds, group=[period.copy()])
 
     end = col(END, "b")
+    within = exp.LTE(this=col(DAY, "d"), expression=end)
     if spec.window is not None:
         since = exp.GT(this=col(DAY, "d"), expression=add(end.copy(), -spec.window.count, spec.window.unit))
-    else:
+    elif spec.grain_to_date is not None:
         since = exp.GTE(this=col(DAY, "d"), expression=truncate(end.copy(), spec.grain_to_date, resolved.time))
-    within = exp.And(this=exp.LTE(this=col(DAY, "d"), expression=end), expression=since)
+    else:  # all time: every day up to the period's last
+        since = None
+    if since is not None:
+        within = exp.And(this=within, expression=since)
     result = select([alias(col(time_alias, "b"), time_alias)] + [alias(col(a, "d"), a) for a, _ in node.dims] + values,
                     table(buckets_name, "b"), joins=[join(table(daily_name, "d"), within, side="INNER")],
                     group=[col(time_alias, "b")] + [col(a, "d") for a, _ in node.dims])

@@ -66,18 +66,9 @@ def dump(document: dict) -> str:
 
 def write_result(out: Path, result: ImportResult, *, force: bool = False) -> list[Path]:
     """Write the Canon files and the report under `out`; refuse to overwrite unless `force`."""
-    files = {**result.files(), REPORT_FILE: result.report()}
-    existing = [path for path in files if (out / path).exists()]
-    if existing and not force:
-        raise ConfigError(f"{len(existing)} file(s) already exist in {out}: {', '.join(sorted(existing)[:5])}",
-                          hint="choose another --out folder or pass --force to overwrite them")
-    written = []
-    for relative, text in files.items():
-        path = out / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        written.append(path)
-    return written
+    from ..init_project import write_files  # the same writer as `canon init`: nothing overwritten unasked
+
+    return write_files(out, {**result.files(), REPORT_FILE: result.report()}, force=force)
 
 
 # --- reading the source files -------------------------------------------------------------------
