@@ -106,7 +106,8 @@ CASES: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
         ("revenue_mom_growth",), ("metric_time.month",), f"""
         WITH r AS (SELECT {MONTH} AS m, SUM({REVENUE}) AS rev FROM order_items AS i {COMPLETED} GROUP BY 1)
         SELECT COALESCE(r.m, CAST(p.m + INTERVAL '1 month' AS DATE)), r.rev / NULLIF(p.rev, 0) - 1
-        FROM r FULL JOIN r AS p ON p.m = CAST(r.m - INTERVAL '1 month' AS DATE)"""),
+        FROM r FULL JOIN r AS p ON p.m = CAST(r.m - INTERVAL '1 month' AS DATE)
+        WHERE COALESCE(r.m, CAST(p.m + INTERVAL '1 month' AS DATE)) <= (SELECT MAX(m) FROM r)"""),  # ends with the data
 }
 
 

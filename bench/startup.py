@@ -29,6 +29,7 @@ FIRST = {"metrics": ["lead_count"], "dimensions": ["campaign.channel"]}
 BARE = """
 import duckdb, json, resource, sys, time
 connection = duckdb.connect(sys.argv[1], read_only=True)
+connection.execute("SET enable_progress_bar = false")  # stdout carries the figures only
 times = []
 for sql in json.load(sys.stdin):
     started = time.perf_counter()
@@ -113,7 +114,7 @@ def main() -> None:
             server.wait(timeout=30)
         bare = subprocess.run([sys.executable, "-c", BARE, str(warehouse)], input=json.dumps(compiled_sql(project)),
                               capture_output=True, text=True, check=True)
-        found = json.loads(bare.stdout)
+        found = json.loads(bare.stdout.strip().splitlines()[-1])
         print("tile                              served ms    bare DuckDB ms")
         for (name, ms), bare_ms in zip(tiles.items(), found["ms"]):
             print(f"{name:33} {ms!s:>10} {bare_ms:>16}")

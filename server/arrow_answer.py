@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 
-import pyarrow as pa
-
 from .results import QueryResult
+
+# pyarrow is imported where it is used: a server that never answers Arrow never pays its import
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 
@@ -20,7 +20,9 @@ def wants_arrow(accept: str | None) -> bool:
     return bool(accept) and ARROW_STREAM in accept.lower()
 
 
-def _column(values: list, kind: str) -> pa.Array:
+def _column(values: list, kind: str):
+    import pyarrow as pa
+
     if kind == "time":  # ISO text in the JSON answer: dates and timestamps both become timestamps
         return pa.array(values, pa.string()).cast(pa.timestamp("us"))
     if kind == "number":
@@ -30,8 +32,10 @@ def _column(values: list, kind: str) -> pa.Array:
     return pa.array(values)
 
 
-def arrow_table(result: QueryResult, **extra) -> pa.Table:
+def arrow_table(result: QueryResult, **extra):
     """The answer as a typed Arrow table (also what file exports write as Parquet or CSV)."""
+    import pyarrow as pa
+
     names = [c["name"] for c in result.columns]
     columns = list(zip(*result.rows)) if result.rows else [[] for _ in names]
     arrays = [_column(list(values), c["type"]) for values, c in zip(columns, result.columns)]
@@ -42,6 +46,8 @@ def arrow_table(result: QueryResult, **extra) -> pa.Table:
 
 
 def arrow_stream(result: QueryResult, **extra) -> bytes:
+    import pyarrow as pa
+
     table = arrow_table(result, **extra)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import importlib.util
 import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -497,9 +498,10 @@ def create_app(project_dir, warehouse_url: str | None = None, *, query_timeout_s
 
             log.warning("building the demo warehouse at %s (first start)", url)
             build_demo(Path(url))
-        # an invalid catalog at start is fatal: nothing to serve
+        # an invalid catalog at start is fatal: nothing to serve. The validated catalog is read from
+        # .canon/ when the definition files have not changed since it was cached (a faster start)
         runtime = Runtime.open(project, url, query_timeout_s=query_timeout_s, max_rows=max_rows,
-                               reload_interval_s=reload_interval_s)
+                               reload_interval_s=reload_interval_s, cached_catalog=True)
         try:
             runtime.warehouse()
         except WarehouseError as error:
@@ -509,11 +511,17 @@ def create_app(project_dir, warehouse_url: str | None = None, *, query_timeout_s
         pg_server = _start_pg(runtime, pg) if pg else None
         log.warning("Canon serving %s (catalog %s, %d metrics) on warehouse %s",
                     project, runtime.catalog.version, len(runtime.catalog.metrics), safe_url(url))
-        sessions = _mount_mcp(app)  # MCP over streamable HTTP, if installed (a manager runs once: one per start)
+        # MCP over streamable HTTP, if installed: its SDK takes ~2 s to import, so it is mounted in the
+        # background and /mcp answers 503 until then (the rest of the API serves at once)
+        _mcp_placeholder(app)
+        mcp = asyncio.create_task(_serve_mcp(app)) if importlib.util.find_spec("mcp") is not None else None
         try:
-            async with sessions.run() if sessions is not None else contextlib.nullcontext():
-                yield
+            yield
         finally:
+            if mcp is not None:
+                mcp.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await mcp
             if pg_server:
                 pg_server.stop()
             jobs = getattr(app.state, "cube_jobs", None)
@@ -546,19 +554,35 @@ def create_app(project_dir, warehouse_url: str | None = None, *, query_timeout_s
     return app
 
 
-def _mount_mcp(app: FastAPI):
-    """The MCP tools at /mcp (streamable HTTP) when the `mcp` extra is installed: behind the same guard
-    and authentication as every route, answering as the request's identity. Called at each start (a
-    session manager runs once), replacing the previous start's route; returns the manager to run."""
+async def _serve_mcp(app: FastAPI) -> None:
+    """Mount the MCP tools at /mcp (behind the same guard and authentication as every route, answering
+    as the request's identity) and run their session manager until the server stops. A manager runs
+    once, so each start builds its own and replaces the previous start's route."""
+    from .mcp_server import MCP_PATH, http_routes
+
+    routes, sessions = await asyncio.to_thread(http_routes, lambda: app.state.runtime)
+    async with sessions.run():
+        app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", None) != MCP_PATH] + list(routes)
+        await asyncio.Event().wait()  # until cancelled at shutdown
+
+
+def _mcp_placeholder(app: FastAPI) -> None:
+    """/mcp answers `mcp_starting` until this start's MCP routes are mounted."""
+    from .mcp_server import MCP_PATH
+
+    app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", None) != MCP_PATH]
+    app.router.add_api_route(MCP_PATH, mcp_starting, methods=["GET", "POST", "DELETE"], include_in_schema=False)
+
+
+async def mcp_starting():
+    """/mcp until the MCP tools are mounted (a second or two after start), or when the extra is missing."""
     import importlib.util
 
     if importlib.util.find_spec("mcp") is None:
-        return None
-    from .mcp_server import MCP_PATH, http_routes
-
-    routes, sessions = http_routes(lambda: app.state.runtime)
-    app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", None) != MCP_PATH] + list(routes)
-    return sessions
+        return JSONResponse({"code": "not_found", "message": "the MCP endpoint needs the `mcp` package",
+                             "hint": "pip install 'canon-semantic[mcp]'"}, status_code=404)
+    return JSONResponse({"code": "starting", "message": "the MCP endpoint is starting", "hint": "retry in a second"},
+                        status_code=503, headers={"Retry-After": "1"})
 
 
 def _start_pg(runtime: Runtime, pg: tuple[str, int]):

@@ -134,6 +134,14 @@ def test_streamable_http_under_serve_answers_as_the_token(tmp_path):
             return await client.call_tool(tool, arguments)
 
     try:
+        import httpx
+
+        deadline = time.monotonic() + 60  # the MCP routes are mounted in the background after start
+        ping = {"jsonrpc": "2.0", "id": 0, "method": "ping"}
+        headers = {"Authorization": f"Bearer {token(role='analyst')}", "Accept": "application/json, text/event-stream"}
+        while httpx.post(f"{started.url}/mcp", json=ping, headers=headers, timeout=10).status_code == 503:
+            assert time.monotonic() < deadline, "/mcp never came up"
+            time.sleep(0.1)
         manager = payload(asyncio.run(call({"role": "manager", "country": "DE"}, "query_metrics",
                                            {"metrics": ["revenue"], "dimensions": ["product.category"]})))
         assert_same(manager["rows"], hand("AND c.country_code = 'DE'"), keys=1)
@@ -149,7 +157,6 @@ def test_streamable_http_under_serve_answers_as_the_token(tmp_path):
         finally:
             warehouse.close()
         assert_same([[r[1], r[score]] for r in pairs["rows"]], want, keys=1)
-        import httpx
 
         anonymous = httpx.post(f"{started.url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
                                headers={"Accept": "application/json, text/event-stream"})
