@@ -560,7 +560,11 @@ async def _serve_mcp(app: FastAPI) -> None:
     once, so each start builds its own and replaces the previous start's route."""
     from .mcp_server import MCP_PATH, http_routes
 
-    routes, sessions = await asyncio.to_thread(http_routes, lambda: app.state.runtime)
+    try:
+        routes, sessions = await asyncio.to_thread(http_routes, lambda: app.state.runtime)
+    except Exception:  # noqa: BLE001 — the rest of the API serves on; /mcp keeps answering 503
+        log.exception("the MCP endpoint could not be mounted")
+        return
     async with sessions.run():
         app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", None) != MCP_PATH] + list(routes)
         await asyncio.Event().wait()  # until cancelled at shutdown
