@@ -71,7 +71,13 @@ def name_for(text: str) -> str:
     return (name if name[0].isalpha() else f"t_{name}")[:MAX_NAME]
 
 
-def singular(name: str) -> str:
+def singular(name: str, columns=()) -> str:
+    """A model's name from its table's: the table's own key column settles it (`skus` has `sku_id`),
+    else English plural rules that leave `status` or `campus` alone."""
+    keys = {c.lower() for c in columns}
+    for candidate in (name[:-3] + "y", name[:-2], name[:-1]) if name.endswith("s") else ():
+        if candidate and f"{candidate}_id" in keys:
+            return candidate
     if name.endswith("ies") and len(name) > 4:
         return name[:-3] + "y"
     if name.endswith(("sses", "xes", "ches", "shes")):
@@ -111,7 +117,7 @@ def propose(schema: Schema, warehouse: str, tables: list[Table] | None = None) -
     tables = tables if tables is not None else schema.tables
     names: dict[str, str] = {}  # table name -> model name (unique)
     for table in tables:
-        base = singular(name_for(table.name))
+        base = singular(name_for(table.name), list(table.columns))
         name, n = base, 2
         while name in names.values():
             name, n = f"{base}_{n}", n + 1
@@ -176,6 +182,9 @@ def _model(table: Table, name: str, primary_key: tuple[str | None, bool], models
                                                     f"'{entity}'"))
         keys.add(column)
     dimensions, measures, skipped, times = [], [], [], []
+    if primary:  # the key itself, to group and filter by (spend per customer; a recommendation's item id)
+        dim = name_for(primary)
+        dimensions.append(_item(_with_expr(dim, primary, {"name": dim})))
     for column, kind in kinds.items():
         if column in keys:
             continue

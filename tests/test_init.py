@@ -2,7 +2,8 @@
 
 The warehouse: different names, a DATE and a TIMESTAMP column, no declared keys, no time spine.
 `canon init` proposes the project; nothing is edited by hand; `canon validate --warehouse` passes and
-the numbers (a sum by month, with and without a time zone, and a ratio by a joined dimension) equal
+the numbers (a sum by month, with and without a time zone, a ratio by a joined dimension, and rolling,
+to-date and all-time metrics over the generated time spine) equal
 hand-written SQL over the raw tables.
 """
 
@@ -119,6 +120,40 @@ def test_a_ratio_by_a_joined_dimension_equals_hand_sql(project):
             "CAST(SUM(t.net_amount) AS DOUBLE) / COUNT(*), COUNT(*) "
             "FROM tickets t LEFT JOIN outlets o ON o.outlet_id = t.outlet_id GROUP BY 1, 2")
     assert _rows(got) == _rows(expected)
+
+
+TIME_METRICS = """metrics:
+  - {name: net_rolling_7d, type: cumulative, metric: ticket_net_amount, window: 7 days}
+  - {name: net_mtd, type: cumulative, metric: ticket_net_amount, grain_to_date: month}
+  - {name: net_to_date, type: cumulative, metric: ticket_net_amount, window: unbounded}
+"""
+DAYS = ("WITH d AS (SELECT CAST(range AS DATE) AS day FROM range((SELECT MIN(sold_on) FROM tickets), "
+        "(SELECT MAX(sold_on) FROM tickets) + INTERVAL 1 DAY, INTERVAL 1 DAY)) ")
+
+
+@pytest.mark.parametrize("zone", [None, "America/New_York"])
+def test_rolling_to_date_and_all_time_on_the_generated_spine(project, tmp_path, zone):
+    """Metrics a user adds to the proposed project (no time spine in the warehouse: the days are
+    generated in SQL) equal hand SQL; the DATE column keeps its days in any time zone."""
+    import shutil
+
+    copy = tmp_path / "till"
+    shutil.copytree(project, copy)
+    (copy / "metrics" / "time.yml").write_text(TIME_METRICS)
+    with Runtime.open(copy) as runtime:
+        daily = runtime.query(QueryRequest(metrics=("net_rolling_7d",), dimensions=("metric_time.day",),
+                                           timezone=zone)).rows
+        monthly = runtime.query(QueryRequest(metrics=("net_mtd", "net_to_date"), dimensions=("metric_time.month",),
+                                             timezone=zone)).rows
+        _, want_daily = runtime.run_sql(
+            DAYS + "SELECT day, s FROM (SELECT day, (SELECT SUM(net_amount) FROM tickets WHERE sold_on > day - 7 "
+                   "AND sold_on <= day) AS s FROM d) WHERE s IS NOT NULL")
+        _, want_monthly = runtime.run_sql(
+            "WITH m AS (SELECT DISTINCT CAST(DATE_TRUNC('month', sold_on) AS DATE) AS m FROM tickets) "
+            "SELECT m, (SELECT SUM(net_amount) FROM tickets WHERE DATE_TRUNC('month', sold_on) = m), "
+            "(SELECT SUM(net_amount) FROM tickets WHERE sold_on < m + INTERVAL 1 MONTH) FROM m")
+    assert len(daily) > 90 and _rows(daily) == _rows(want_daily)
+    assert _rows(monthly) == _rows(want_monthly)
 
 
 def test_init_never_overwrites_without_force(project, warehouse):
