@@ -235,6 +235,7 @@ def _outer_key(scope, entity: str, names: list[str]) -> exp.Expression:
             for step in path[:i + 1]:
                 if step.target not in scope.joins:  # into a history: the version at the row's time
                     scope.joins[step.target] = as_of(scope, step)
+            scope.used.add(target.name)
             return target.entities[entity].expr
     raise AssertionError("the owner of an entity holds it")
 

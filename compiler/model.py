@@ -430,11 +430,12 @@ class View(Governed):
 
 
 class RollupRefresh(Frozen):
-    """When a rollup is rebuilt: `every` (a schedule for `canon rollups refresh` run by cron or a
-    scheduler) and `lookback` (how many trailing partitions each refresh recomputes, besides the
-    ones whose rows arrived late by the sources' `freshness.loaded_at` watermark)."""
+    """When a rollup is refreshed: `every` (`canon serve` refreshes a built rollup this often, unless
+    canon.yml says `rollups: {schedule: false}`; cron may run `canon rollups refresh` instead) and
+    `lookback` (how many trailing partitions each refresh recomputes, besides the ones whose rows
+    arrived late by the sources' `freshness.loaded_at` watermark)."""
 
-    every: Duration | None = None  # how often `canon rollups refresh` should rebuild it (a schedule hint: 1h, 1d)
+    every: Duration | None = None  # `canon serve` refreshes the built rollup this often (30s, 1h, 1d); none: only by hand
     lookback: int = Field(default=1, ge=0, le=1000)  # trailing partitions recomputed by each refresh
 
 
@@ -529,6 +530,7 @@ class Recommendations(Frozen):
     affinity: Name  # an affinity metric with `returns: confidence`; its basket, item and filter define the rules
     popularity: Name  # orders holding an item (product_purchase_frequency): ranks ties and cold starts
     time: str  # the basket model's default time dimension: windows count back from its last day with data
+    timezone: str | None = None  # IANA zone (Asia/Tokyo) whose days the windows count; none: the stored time's days (UTC)
     items: RecommendItems  # the item model's dimensions
     customers: RecommendCustomers  # the customer's dimensions
     upsell: RecommendUpsell | None = None  # upsell ranking; absent: no upsell

@@ -19,6 +19,7 @@ from .cohort import CohortNode
 from .date_parts import extract
 from .time_shift import aligned, moved_bounds, moved_period
 from .errors import QueryError
+from .hops import skip_hops
 from .refs import METRIC_TIME, DimRef, parse_ref
 from .metric_filters import MetricRef, bind as bind_metrics
 from .roles import localize
@@ -88,10 +89,12 @@ class Scope:
     def __init__(self, catalog: Catalog, model: ModelInfo, context: str, time: TimeContext = TimeContext()):
         self.catalog, self.model, self.context, self.time = catalog, model, context, time
         self.joins: dict[str, Edge] = {}
+        self.used: set[str] = set()  # models whose columns are read (the others may be joined around)
 
     def reach(self, target: str) -> tuple[Edge, ...]:
         if target not in self.catalog.models and target in self.joins:
             return ()  # a named path's alias, joined by roles.localize
+        self.used.add(target)
         try:
             path = self.catalog.path(self.model.name, target)
         except QueryError as error:
@@ -169,7 +172,7 @@ class Scope:
             pending.remove(edge)
             ordered.append(edge)
             done.add(edge.target)
-        return tuple(ordered)
+        return skip_hops(self.catalog, ordered, self.used)
 
 
 def timestamp(value: str) -> exp.Expression:

@@ -4,6 +4,7 @@
       affinity: cross_sell_score          # an affinity metric, returns: confidence
       popularity: product_purchase_frequency
       time: order.ordered_at              # the basket model's default time
+      timezone: Europe/Berlin             # optional: windows count this zone's days (else the stored time's)
       items: {id: product.product_id, name: product.product_name, show: [...], levels: [product.category]}
       customers: {id: customer.customer_id, show: [...], cold_start: [...], audience_segments: [...]}
       upsell: {group: product.category, tier: product.tier, order: [entry, mid, premium], price: product.list_price}
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from .calendar import check_timezone
 from .catalog import Catalog
 from .errors import CanonError, did_you_mean
 from .model import AffinityMetric, Recommendations
@@ -38,6 +40,7 @@ def check_recommendations(catalog: Catalog, blocks: list[tuple[Recommendations, 
         problems.add("the `recommendations:` block is defined twice", other.location,
                      f"first defined at {block.location}; keep one")
     before = len(problems.errors)
+    problems.check(lambda: window_zone(block), block.location_of("timezone"), "recommendations.timezone: ")
     _check_names(catalog, block, problems)
     if not problems.errors:  # the requests compile only over a catalog without other errors
         derived = rule_catalog(catalog, block)
@@ -152,9 +155,19 @@ def rule_catalog(catalog: Catalog, block: Recommendations) -> Catalog:
     return derived
 
 
+def window_zone(block: Recommendations) -> str | None:
+    """The zone whose days the windows count (None: the stored time's days); QueryError for an unknown one."""
+    return check_timezone(block.timezone)
+
+
 def snapshot_requests(block: Recommendations) -> list[QueryRequest]:
-    """Every request `server/recommend/snapshot.py` sends (without its time window)."""
+    """Every request `server/recommend/snapshot.py` sends; the windowed ones over a stand-in window, since a
+    window needs a time axis on every model they read (item lines without a default_time fail here). The
+    windowed ones and the last day's carry the block's zone; the all-time ones (items, customers, history)
+    need none."""
     items, customers = block.items, block.customers
+    zone = window_zone(block)
+    window = {"start": "2000-01-01", "end": "2000-12-31", "timezone": zone}
     item_dims = _unique((items.id, items.name, *items.show, *items.levels,
                          *(f for f in _upsell_refs(block))))
     rules = tuple(rule_metric(block, r) for r in RULE_RETURNS)
@@ -162,14 +175,14 @@ def snapshot_requests(block: Recommendations) -> list[QueryRequest]:
         QueryRequest(metrics=(), dimensions=item_dims),
         QueryRequest(metrics=(), dimensions=_unique((customers.id, *customers.show, *customers.cold_start,
                                                      *customers.audience_segments))),
-        QueryRequest(metrics=(block.popularity,), dimensions=(f"{block.time}.day",)),
+        QueryRequest(metrics=(block.popularity,), dimensions=(f"{block.time}.day",), timezone=zone),
         QueryRequest(metrics=(block.popularity,), dimensions=(customers.id, items.id)),
-        QueryRequest(metrics=(block.popularity,), dimensions=(*customers.cold_start, items.id)),
+        QueryRequest(metrics=(block.popularity,), dimensions=(*customers.cold_start, items.id), **window),
     ]
     for ref in (items.id, *items.levels):
         name = level_name(ref)
-        requests.append(QueryRequest(metrics=rules, dimensions=(f"antecedent.{name}", f"consequent.{name}")))
-        requests.append(QueryRequest(metrics=(block.popularity,), dimensions=(ref,)))
+        requests.append(QueryRequest(metrics=rules, dimensions=(f"antecedent.{name}", f"consequent.{name}"), **window))
+        requests.append(QueryRequest(metrics=(block.popularity,), dimensions=(ref,), **window))
     return requests
 
 

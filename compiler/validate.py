@@ -558,7 +558,16 @@ def _simple_input(catalog: Catalog, owner: str, name: str, role: str, where, pro
 
 
 def _check_cumulative(catalog: Catalog, metric: m.CumulativeMetric, problems: Problems):
-    _simple_input(catalog, metric.name, metric.metric, "metric", metric.location, problems)
+    from .refs import split_measure_ref
+
+    simple = _simple_input(catalog, metric.name, metric.metric, "metric", metric.location, problems)
+    measure = simple and problems.check(lambda: split_measure_ref(catalog, simple.measure), metric.location,
+                                        f"metric '{metric.name}': ")
+    if measure is not None and measure.per is not None:  # a window would need each entity counted per window
+        problems.add(f"metric '{metric.name}': '{metric.metric}' counts per {measure.per.entity} first "
+                     f"(measure '{simple.measure}' has `per`), which a cumulative window cannot accumulate",
+                     metric.location, f"accumulate a metric over a plain measure, or ask '{metric.metric}' with "
+                                      "a time range instead")
 
 
 def _check_conversion(catalog: Catalog, metric: m.ConversionMetric, problems: Problems):

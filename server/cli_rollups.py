@@ -2,11 +2,12 @@
 
     canon rollups build [NAME]...      materialise them as tables canon_rollups.<name>
     canon rollups refresh [NAME]...    recompute trailing and late partitions (builds what changed)
-    canon rollups status               built at, rows, bytes, stale?
+    canon rollups status               built at, rows, bytes, stale? and the server's refresh schedule
     canon rollups suggest              rollups proposed from the audit log, as YAML
 
 A DuckDB file is written by one process at a time: build while no `canon serve` holds it open (a
-running server sees the new tables within seconds once it reopens the file).
+running server sees the new tables within seconds once it reopens the file). `canon serve` itself
+refreshes built rollups on their `refresh.every` (server/rollups/schedule.py).
 """
 
 from __future__ import annotations
@@ -82,19 +83,49 @@ def status_command(project, warehouse, fmt):
     """Each rollup: built at, rows, bytes, stale?"""
     from canon.server.rollups.status import status
 
-    catalog, writer, _ = _open(project, warehouse)
+    catalog, writer, root = _open(project, warehouse)
     with writer:
         rows = status(catalog, writer)
+        schedules = _schedules(catalog, writer, root)
+    for r in rows:
+        r["schedule"] = schedules[r["name"]]
     if fmt == "json":
         click.echo(json.dumps(rows))
         return
     for r in rows:
+        plan = _schedule_text(r["schedule"])
         if not r["built"]:
-            click.echo(f"{r['name']}: not built")
+            click.echo(f"{r['name']}: not built{plan}")
             continue
         state = f"STALE: {r['why']}" if r["stale"] else "fresh"
         click.echo(f"{r['name']}: built {r['built_at']}, refreshed {r['refreshed_at']}, {r['rows']:,} rows, "
-                   f"{r['bytes']:,} bytes, {state}")
+                   f"{r['bytes']:,} bytes, {state}{plan}")
+
+
+def _schedules(catalog, writer, root) -> dict:
+    """Each rollup's refresh schedule as `canon serve` runs it (its last runs kept in .canon/rollups.json)."""
+    import time
+
+    from canon.compiler.errors import CanonError
+    from canon.server.project import load_config
+    from canon.server.rollups.schedule import ScheduleSettings, entry, recorded
+    from canon.server.rollups.store import read_state
+
+    try:
+        built = read_state(writer)
+    except CanonError:  # no state table: nothing built yet
+        built = {}
+    enabled, runs, now = ScheduleSettings.from_config(load_config(root)).enabled, recorded(root), time.time()
+    return {name: entry(catalog, name, built.get(name), runs.get(name, {}), enabled, now) for name in catalog.rollups}
+
+
+def _schedule_text(s: dict) -> str:
+    if s["status"] in ("off", "unscheduled", "not built"):
+        return f"; schedule: {s['status']}"
+    text = f"; every {s['every']}, next due {s['next_due_at']}"
+    if s["last_run_at"]:
+        text += f", server's last run {s['last_run_at']}"
+    return text + (f", FAILED: {s['last_error']}" if s["last_error"] else "")
 
 
 @rollups_group.command(name="suggest")

@@ -166,6 +166,7 @@ class StatusResponse(BaseModel):
     warehouse: dict
     freshness: list[dict] = []  # each monitored source: newest load, age, fresh | warn | error
     exports: list[dict] = []  # each saved-query export: target, schedule, last run, fresh | stale | failed | never
+    rollups: list[dict] = []  # each rollup's refresh schedule: every, last run, next due, last error, status
 
 
 # --- the Cube REST API's parameters, for the OpenAPI only (server/cube_api.py reads and checks the query

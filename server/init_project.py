@@ -7,7 +7,8 @@ One semantic model per table:
 - entities from declared keys (primary, foreign); without them, from names: `id`, `<model>_id` or
   `<table>_id` is the primary key, any other `<x>_id` a foreign key to entity `x`;
 - time dimensions from DATE and TIMESTAMP columns (DATE ones `stored_as: date`: a time zone never
-  moves a calendar day), the first one the model's `default_time`;
+  moves a calendar day), the first one the model's `default_time`; a model without one takes the
+  default time of the first model its foreign keys join that has one (lines: their receipt's time);
 - categorical dimensions from text columns, boolean ones from booleans;
 - measures: a row count, and a sum of every numeric column that is not a key.
 A starter metrics file gives each model its count, each sum, and each sum per row as a ratio; canon.yml
@@ -38,6 +39,8 @@ class ModelProposal:
     lines: list[str] = field(default_factory=list)
     sums: list[str] = field(default_factory=list)  # measure names of the sums
     has_time: bool = False
+    foreign: list[str] = field(default_factory=list)  # the models its foreign keys join, in column order
+    default_time: str | None = None
 
 
 def kind_of(data_type: str) -> str:
@@ -128,8 +131,9 @@ def propose(schema: Schema, warehouse: str, tables: list[Table] | None = None) -
     owned = {name for name, (column, _) in primaries.items() if column}  # entities a model is keyed on
     for table in tables:
         name = names[table.name.lower()]
-        proposal = _model(table, name, primaries[name], names, owned, schema)
-        proposals.append(proposal)
+        proposals.append(_model(table, name, primaries[name], names, owned, schema))
+    _borrow_times(proposals)
+    for proposal in proposals:
         files[f"semantic_models/{proposal.name}.yml"] = "\n".join(proposal.lines) + "\n"
     files["metrics/starter.yml"] = _metrics(proposals)
     files["canon.yml"] = _config(warehouse)
@@ -181,6 +185,7 @@ def _model(table: Table, name: str, primary_key: tuple[str | None, bool], models
                               None if declared else f"foreign key guessed from the name {column}: joins model "
                                                     f"'{entity}'"))
         keys.add(column)
+        proposal.foreign.append(entity)
     dimensions, measures, skipped, times = [], [], [], []
     if primary:  # the key itself, to group and filter by (spend per customer; a recommendation's item id)
         dim = name_for(primary)
@@ -227,8 +232,22 @@ def _model(table: Table, name: str, primary_key: tuple[str | None, bool], models
         lines.append(f"  default_time: {times[0]}" + (f"  {REVIEW} the time axis of this model's metrics{others}"
                                                       if others else ""))
         proposal.has_time = True
+        proposal.default_time = times[0]
     proposal.lines = lines
     return proposal
+
+
+def _borrow_times(proposals: list[ModelProposal]) -> None:
+    """A model without a time column of its own (receipt lines) takes the default time of the first model
+    its foreign keys join that has one (`default_time: receipt.bought_at`, as the demo's order_item has
+    order.ordered_at): its metrics then have a time axis (date ranges, windows, the recommendation snapshot)."""
+    own = {p.name: p.default_time for p in proposals if p.default_time}
+    for p in proposals:
+        joined = next((model for model in p.foreign if model in own), None)
+        if p.default_time is None and joined:
+            p.default_time = f"{joined}.{own[joined]}"
+            p.lines.append(f"  default_time: {p.default_time}  {REVIEW} no time column here: the time of the "
+                           f"joined {joined}; remove it if these rows do not happen then")
 
 
 def _metrics(proposals: list[ModelProposal]) -> str:

@@ -26,7 +26,7 @@ KNOWN_KEYS = {
     "limits": "runtime/limits.py, pgwire/limits.py", "http": "http_guard.py", "pg": "pgwire/server.py",
     "auth": "runtime/authn.py", "users": "runtime/authn.py", "access": "runtime/policies.py",
     "cors_origins": "http_auth.py", "audit": "runtime/audit.py", "cache": "runtime/result_cache.py",
-    "recommendations": "recommend/routes.py",
+    "recommendations": "recommend/routes.py", "rollups": "rollups/schedule.py",
 }
 
 

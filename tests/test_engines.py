@@ -54,6 +54,8 @@ REQUESTS = {
     "cumulative": QueryRequest(metrics=["revenue_rolling_28d", "revenue_mtd"], dimensions=["metric_time.day"],
                                start="2025-01-15", end="2025-03-10"),
     "offset": QueryRequest(metrics=["revenue_mom_growth"], dimensions=["metric_time.month"]),
+    "rolling_week": QueryRequest(metrics=["revenue_rolling_28d", "revenue_to_date"], dimensions=["metric_time.week"],
+                                 start="2024-11-20", end="2025-02-10"),  # window functions over days
     "conversion": QueryRequest(metrics=["meeting_conversion_14d", "lead_to_order_28d"],
                                dimensions=["campaign.channel"]),
     "entity_level": QueryRequest(metrics=["avg_items_per_order", "repeat_buyer_count"],

@@ -117,3 +117,48 @@ def test_joined_model_is_narrowed_before_the_join(catalog):
     kept = sql(catalog, ("revenue",), ("metric_time.month",),
                where=("order.sales_channel IS NULL OR product.category = 'Phones'",))
     assert "INNER JOIN (SELECT" not in kept
+
+
+def test_a_pass_through_model_is_joined_around(catalog):
+    # customer.rfm_segment lives on customer_rfm, keyed by the customer entity; orders.customer_id is
+    # declared related to customer, so the customers table adds nothing but its key
+    text = sql(catalog, ("revenue",), ("customer.rfm_segment",))
+    assert "customers" not in text
+    assert '"order".customer_id = "customer_rfm".customer_id' in text
+
+
+@pytest.mark.parametrize("dims, where", [
+    (("customer.rfm_segment", "customer.segment"), ()),  # a column of customers is read
+    (("customer.rfm_segment",), ("customer.country_code = 'DE'",)),  # a filter (or row policy) reads it
+])
+def test_a_used_middle_model_stays_joined(catalog, dims, where):
+    text = sql(catalog, ("revenue",), dims, where=where)
+    assert "customers AS \"customer\"" in text and '"customer".customer_id = "customer_rfm".customer_id' in text
+
+
+def test_the_hop_stays_without_a_declared_relationship(catalog):
+    import dataclasses
+
+    from canon.compiler.catalog import Catalog
+
+    orders = catalog.models["order"]
+    tests = tuple(t for t in orders.definition.tests if t.type != "relationships")
+    changed = dataclasses.replace(orders, definition=orders.definition.model_copy(update={"tests": tests}))
+    undeclared = Catalog(**{**{f.name: getattr(catalog, f.name) for f in dataclasses.fields(Catalog)},
+                            "models": {**catalog.models, "order": changed}})
+    assert "customers AS \"customer\"" in sql(undeclared, ("revenue",), ("customer.rfm_segment",))
+
+
+@pytest.mark.parametrize("metric", ["revenue", "order_count"])
+def test_joined_around_rows_equal_hand_sql(catalog, warehouse, metric):
+    rfm = catalog.models["customer_rfm"].source.this.sql(dialect=warehouse.dialect)
+    value = ("SUM(i.quantity * i.unit_price - i.discount_amount)" if metric == "revenue"
+             else "COUNT(DISTINCT o.order_id)")
+    want = sql_rows(warehouse, f"""
+        SELECT r.rfm_segment, {value} FROM order_items AS i JOIN orders AS o ON o.order_id = i.order_id
+        LEFT JOIN customers AS c ON c.customer_id = o.customer_id
+        LEFT JOIN ({rfm}) AS r ON r.customer_id = c.customer_id
+        WHERE o.status = 'completed' GROUP BY 1""")
+    got = canon_rows(catalog, warehouse, QueryRequest(metrics=(metric,), dimensions=("customer.rfm_segment",)))
+    assert len(want) > 3
+    assert_same(got, want)

@@ -325,3 +325,14 @@ def test_cli_validate_not_a_project(tmp_path):
     assert result.stderr.startswith("error: ") and "is not a Canon project" in result.stderr
     assert "semantic_models/ and metrics/" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_cumulative_window_over_a_per_measure_is_refused(tmp_path):
+    # a window would need the customers counted again per window; it compiled to SQL naming `value`
+    from tests.support.project import copy_project
+
+    project = copy_project(tmp_path / "demo")
+    with (project / "metrics" / "time.yml").open("a") as metrics:
+        metrics.write("  - {name: repeat_buyers_7d, type: cumulative, metric: repeat_buyer_count, window: 7 days}\n")
+    [line] = [p for p in problems(project) if "repeat_buyers_7d" in p]
+    assert "counts per customer first" in line and "order.repeat_buyers" in line and line.startswith("metrics/time.yml:")

@@ -4,7 +4,8 @@
               re-aggregated (count_distinct, avg, median ...)
     buckets : the requested periods from the time spine, each with its last day in scope
     result  : per bucket, the rows whose day lies in (last day - window, last day],
-              [start of the to-date period, last day], or (all time) up to the last day, aggregated again
+              [start of the to-date period, last day], or (all time) up to the last day, aggregated again:
+              a window function over the days where that is exact (render/windowed.py), else a range join
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from .aggregate import agg_expr, aggregate
 from .joins import joins_for
 from .build import alias, col, join, select, table
 from .spine import spine_source
+from .windowed import REAGGREGATE, render_windowed, windowable
 
 DAY, END = "_canon_day", "_canon_end"
-REAGGREGATE = {"sum": exp.Sum, "count": exp.Sum, "min": exp.Min, "max": exp.Max}
 
 
 def render_cumulative(catalog: Catalog, node: AggregateNode, resolved) -> list[tuple[str, exp.Expression]]:
@@ -60,6 +61,9 @@ def render_cumulative(catalog: Catalog, node: AggregateNode, resolved) -> list[t
     buckets = select([alias(period, time_alias), alias(exp.Max(this=day.copy()), END)],
                      spine, where=bounds, group=[period.copy()])
 
+    if windowable(node):  # one sorted pass instead of a range join
+        return [(daily_name, daily), (buckets_name, buckets),
+                (node.name, render_windowed(node, resolved, daily_name, buckets_name))]
     end = col(END, "b")
     within = exp.LTE(this=col(DAY, "d"), expression=end)
     if spec.window is not None:

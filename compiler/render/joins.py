@@ -18,6 +18,7 @@ from typing import Iterable, Sequence
 from sqlglot import exp
 
 from ..catalog import Catalog, Edge
+from ..hops import declared_related, key_tests
 from .build import join
 
 # node types that give NULL when any operand is NULL (and so keep a missing row's NULL)
@@ -77,16 +78,9 @@ def always_matches(catalog: Catalog, edge: Edge) -> bool:
     edge = getattr(edge, "base", None) or edge  # a named path's step: as its catalog edge
     if edge.fanout:
         return False
-    source, target = catalog.models[edge.source], catalog.models[edge.target]
-    key = source.entities[edge.entity].expr
-    if not isinstance(key, exp.Column):
-        return False
-    tests = [t for t in source.definition.tests if t.severity == "error" and getattr(t, "column", None) == key.name]
+    tests = key_tests(catalog, edge)
     not_null = any(t.type == "not_null" for t in tests)
-    target_key = target.entities[edge.entity].expr
-    related = any(t.type == "relationships" and catalog.model_for(t.to) is target
-                  and (t.field is None and target.primary is not None and target.primary.name == edge.entity
-                       or isinstance(target_key, exp.Column) and t.field == target_key.name) for t in tests)
+    related = declared_related(catalog, edge, tests)
     return not_null and related
 
 

@@ -96,6 +96,10 @@ def _combine(catalog: Catalog, plan: Plan, finish: dict) -> exp.Select:
     home = {value: node.name for node in nodes for value in _values_of(node)}
     where: list[exp.Expression] = []
     if dims and not resolved.fill_time and not any(_shifted(n) for n in nodes):
+        if len(nodes) == 1:  # one source (a cumulative or conversion node): its rows are its groups already
+            if time is not None and (resolved.start or resolved.end) and _moves(nodes[0]):
+                where = _trim(col(time.alias, nodes[0].name), resolved, time.grain or "day")
+            return _finish_combine(resolved, dims, ctes, home, nodes[0].name, [], where, finish)
         # stack the sources and group: GROUP BY matches NULL groups and hashes on every engine,
         # where a NULL-safe join cannot be hashed (PostgreSQL falls back to nested loops)
         values = [v for node in nodes for v in _values_of(node)]

@@ -335,14 +335,15 @@ def audience_for_segment(snapshot: AffinitySnapshot, window: Window, segment: st
     their top recommendations."""
     check_limit(limit, most=MAX_AUDIENCE)
     keys = snapshot.layout.audience_keys
-    values = [{c.segments[i] for c in snapshot.customers.values() if c.segments[i]} for i in range(len(keys))]
+    customers = snapshot.customers
+    values = [{v for v in customers.segment_values(i) if v} for i in range(len(keys))]
     at = next((i for i, known in enumerate(values) if segment in known), None)
     if at is None:
         choices = [str(v) for known in values for v in sorted(known, key=str)]
         raise UnknownNameError(f"segment: unknown segment {segment!r}",
                                hint="valid choices: " + ", ".join(choices) if choices else
                                "the `recommendations:` block names no customers.audience_segments")
-    members = sorted(c.customer_id for c in snapshot.customers.values() if c.segments[at] == segment)
+    members = customers.with_segment(at, segment)
     rows = []
     for cid in members[:limit]:
         body = recommend(snapshot, window, cid, limit=per_customer, min_support=min_support)

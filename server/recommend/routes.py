@@ -158,9 +158,7 @@ async def _window(request: Request, days: int | None):
     """(snapshot, window): the default window straight from memory; others built once and cached."""
     store = _state(request).store
     snapshot = store.snapshot
-    if snapshot is None:
-        if not store.building:  # the block came with a catalog reload: nothing was built at start
-            store.start_refresh()
+    if snapshot is None:  # wait for the build running, or start one (the block came with a catalog reload)
         snapshot = await asyncio.to_thread(store.wait, FIRST_SNAPSHOT_WAIT_S)
         if snapshot is None:
             raise WarehouseError("the recommendation snapshot is not built yet" + (

@@ -5,7 +5,8 @@ What it is read from is the catalog's `recommendations:` block (compiler/recomme
 affinity metric (rules A → B, with its siblings for support, lift and the counts behind them), the
 popularity metric, the item and customer dimensions and the upsell tiers. A snapshot holds, for one
 time window (by default the last 365 days of data, counted back from the last day on which the
-popularity metric counts a basket):
+popularity metric counts a basket; days are the block's `timezone`'s when it names one, else the
+stored time's):
 - the association rules A → B at item level and at each of the block's `items.levels`;
 - the popularity of each item and level value, and of each item within each cold-start group of
   customers (the fallback for customers without history);
@@ -31,12 +32,15 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator, Mapping
 
 from canon.compiler.errors import QueryError, UnknownNameError
 from canon.compiler.recommendations import (RULE_RETURNS, customer_dimensions, item_dimensions, level_name,
-                                            rule_catalog, rule_metric)
+                                            rule_catalog, rule_metric, window_zone)
 from canon.compiler.request import QueryRequest
+from canon.server.results import json_value
+
+from .compact import CustomerTable, HistoryTable
 
 
 log = logging.getLogger("canon.recommend")
@@ -45,7 +49,7 @@ ITEM_LEVEL = "product"  # the item level's name in requests (`level=product`) an
 DEFAULT_WINDOW_DAYS = 365
 MAX_WINDOW_DAYS = 3660
 SNAPSHOT_FILE = Path(".canon") / "recommend" / "snapshot.pickle"
-FORMAT = 2  # 2: built from the `recommendations:` block
+FORMAT = 4  # 2: built from the `recommendations:` block; 3: customers in columns (compact.py); 4: window zone
 
 
 class NotConfiguredError(UnknownNameError):
@@ -134,7 +138,7 @@ class Rule:
 
 @dataclass(frozen=True)
 class Window:
-    """The windowed part: rules and popularity over [start, end] (inclusive days)."""
+    """The windowed part: rules and popularity over [start, end] (inclusive days, in `timezone`'s days)."""
 
     days: int
     start: str
@@ -142,9 +146,11 @@ class Window:
     rules: dict  # level -> {antecedent key: tuple[Rule, ...] sorted best first}
     popularity: dict  # level -> {key: popularity}
     group_popularity: dict  # cold-start values -> tuple[(product_id, popularity), ...] best first
+    timezone: str | None = None  # the block's zone; None: the stored time's days
 
     def describe(self) -> dict:
-        return {"days": self.days, "start": self.start, "end": self.end}
+        zone = {"timezone": self.timezone} if self.timezone else {}  # said only when the days are a zone's
+        return {"days": self.days, "start": self.start, "end": self.end, **zone}
 
 
 @dataclass(frozen=True)
@@ -155,8 +161,8 @@ class AffinitySnapshot:
     warehouse: str
     last_order_date: str
     products: dict  # product_id -> Product
-    customers: dict  # customer_id -> Customer
-    history: dict  # customer_id -> frozenset of product ids bought (all time)
+    customers: Mapping  # customer_id -> Customer (a CustomerTable: in columns)
+    history: Mapping  # customer_id -> frozenset of product ids bought, all time (a HistoryTable)
     window: Window  # the default window
     key: tuple = ()  # what the snapshot was built from, to tell whether a persisted one is current
     by_name: dict = field(default_factory=dict)  # lower-case product name -> product_id
@@ -177,11 +183,22 @@ def _rows(catalog, runtime, **request) -> list[list]:
     return runtime.query(QueryRequest(**request), catalog=catalog, capped=False).rows
 
 
+def _stream(catalog, runtime, **request) -> Iterator[list]:
+    """The same rows batch by batch: the per-customer reads (millions of rows) never sit in memory whole."""
+    stream = runtime.stream(runtime.prepare(QueryRequest(**request), catalog=catalog, capped=False))
+    try:
+        for batch in stream:
+            for row in batch:
+                yield [json_value(v) for v in row]
+    finally:
+        stream.close()
+
+
 def last_order_date(catalog, warehouse, block) -> str:
-    """The last day of `time` on which the popularity metric counts a basket."""
+    """The last day of `time` (in the block's zone) on which the popularity metric counts a basket."""
     day = f"{block.time}.day"
     rows = _rows(catalog, warehouse, metrics=(block.popularity,), dimensions=(day,), order=(f"-{day}",),
-                 having=(f"{block.popularity} > 0",), limit=1)
+                 having=(f"{block.popularity} > 0",), limit=1, timezone=window_zone(block))
     if not rows:
         raise QueryError(f"the warehouse has no baskets that {block.popularity} counts: nothing to recommend from",
                          hint="load orders into the warehouse (canon demo builds a demo), then refresh")
@@ -198,7 +215,8 @@ def build_window(catalog, warehouse, last_day: str, days: int) -> Window:
     affinity metric's siblings."""
     block = block_of(catalog)
     start, end = window_bounds(last_day, days)
-    span = {"start": start, "end": end}
+    zone = window_zone(block)
+    span = {"start": start, "end": end, "timezone": zone}  # the zone's days: start, end and the filter on them
     rule_metrics = tuple(rule_metric(block, r) for r in RULE_RETURNS)
     rules, popularity = {}, {}
     for level, ref in ((ITEM_LEVEL, block.items.id), *((level_name(r), r) for r in block.items.levels)):
@@ -223,7 +241,7 @@ def build_window(catalog, warehouse, last_day: str, days: int) -> Window:
         if freq:
             groups[tuple(group)].append((product_id, int(freq)))
     group_popularity = {k: tuple(sorted(v, key=lambda x: (-x[1], x[0]))) for k, v in groups.items()}
-    return Window(days, start, end, rules, popularity, group_popularity)
+    return Window(days, start, end, rules, popularity, group_popularity, zone)
 
 
 def _sort_key(value):
@@ -266,19 +284,17 @@ def _shown(value, ref, upsell):
     return float(value) if upsell and ref == upsell.price and value is not None else value
 
 
-def _customers(catalog, warehouse, block) -> dict:
+def _customers(catalog, warehouse, block) -> CustomerTable:
     c = block.customers
     refs = customer_dimensions(block)
     at = {ref: i for i, ref in enumerate(refs)}
-    customers = {}
-    for row in _rows(catalog, warehouse, metrics=(), dimensions=refs):
+    customers = CustomerTable([level_name(r) for r in c.show], len(c.cold_start), len(c.audience_segments))
+    for row in _stream(catalog, warehouse, metrics=(), dimensions=refs, order=(c.id,)):
         if row[at[c.id]] is None:
             continue
-        cid = _whole(row[at[c.id]], "customers.id")
-        customers[cid] = Customer(cid, {level_name(r): row[at[r]] for r in c.show},
-                                  tuple(row[at[r]] for r in c.cold_start),
-                                  tuple(row[at[r]] for r in c.audience_segments))
-    return customers
+        customers.add(_whole(row[at[c.id]], "customers.id"), [row[at[r]] for r in c.show],
+                      [row[at[r]] for r in c.cold_start], [row[at[r]] for r in c.audience_segments])
+    return customers.done()
 
 
 def build_snapshot(catalog, warehouse, days: int = DEFAULT_WINDOW_DAYS, key: tuple = ()) -> AffinitySnapshot:
@@ -289,11 +305,9 @@ def build_snapshot(catalog, warehouse, days: int = DEFAULT_WINDOW_DAYS, key: tup
     last_day = last_order_date(rules, warehouse, block)
     products = _items(rules, warehouse, block)
     customers = _customers(rules, warehouse, block)
-    bought = defaultdict(set)
-    for cid, pid, freq in _rows(rules, warehouse, metrics=(block.popularity,),
-                                dimensions=(block.customers.id, block.items.id)):
-        if freq and cid is not None:
-            bought[int(cid)].add(int(pid))
+    pairs = (block.customers.id, block.items.id)
+    bought = HistoryTable((int(cid), int(pid)) for cid, pid, freq in _stream(
+        rules, warehouse, metrics=(block.popularity,), dimensions=pairs, order=pairs) if freq and cid is not None)
     window = build_window(rules, warehouse, last_day, days)
     return AffinitySnapshot(
         built_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -302,7 +316,7 @@ def build_snapshot(catalog, warehouse, days: int = DEFAULT_WINDOW_DAYS, key: tup
         warehouse=_safe(getattr(warehouse, "url", "")),
         last_order_date=last_day,
         products=products, customers=customers,
-        history={c: frozenset(p) for c, p in bought.items()},
+        history=bought,
         window=window, key=key,
         by_name={str(p.name).lower(): p.product_id for p in products.values()},
         layout=Layout.of(block),
@@ -350,7 +364,8 @@ class SnapshotStore:
         self._stop = threading.Event()
         self.refreshes = 0
         self.last_error: str | None = None
-        self._ready = threading.Event()  # set once a snapshot is published
+        self._attempts = 0  # builds ended, published or failed: what `wait` waits for
+        self._settled = threading.Condition()  # notified when a build ends or a snapshot is published
 
     @property
     def path(self) -> Path | None:
@@ -361,11 +376,21 @@ class SnapshotStore:
         return self._snapshot
 
     def key(self) -> tuple:
-        warehouse = self._warehouse()
-        return (FORMAT, str(getattr(self._catalog(), "version", "")), warehouse_key(str(getattr(warehouse, "url", ""))),
-                self.days)
+        warehouse, catalog = self._warehouse(), self._catalog()
+        # the block's zone is in the catalog version too (its text is); named so the key says what it holds
+        zone = getattr(getattr(catalog, "recommendations", None), "timezone", None)
+        return (FORMAT, str(getattr(catalog, "version", "")), warehouse_key(str(getattr(warehouse, "url", ""))),
+                self.days, zone)
 
     def refresh(self) -> AffinitySnapshot:
+        try:
+            return self._refresh()
+        finally:  # published or failed: wake the requests waiting for this build (`wait`)
+            with self._settled:
+                self._attempts += 1
+                self._settled.notify_all()
+
+    def _refresh(self) -> AffinitySnapshot:
         block_of(self._catalog())  # no block, nothing to build (and nothing to warn about)
         with self._refresh_lock:  # one build at a time; readers keep the old snapshot meanwhile
             catalog, warehouse = self._catalog(), self._warehouse()
@@ -389,7 +414,8 @@ class SnapshotStore:
         with self._window_lock:
             self._windows = {snapshot.window.days: snapshot.window}
             self._snapshot = snapshot  # one reference assignment: the swap
-        self._ready.set()
+        with self._settled:
+            self._settled.notify_all()
         if self.freeze_gc:
             import gc
 
@@ -397,8 +423,15 @@ class SnapshotStore:
             gc.freeze()  # ~10^5 snapshot objects no longer scanned on every gen-2 pass (tail latency)
 
     def wait(self, timeout_s: float) -> AffinitySnapshot | None:
-        """The current snapshot, waiting up to `timeout_s` for the first one."""
-        self._ready.wait(timeout_s)
+        """The current snapshot; without one, the end of a build (the one running, else one started here),
+        waiting up to `timeout_s`. None when that build failed (`last_error` says why) or is still running:
+        a build that fails at once answers at once, not after the whole timeout."""
+        with self._settled:
+            seen = self._attempts
+        if self._snapshot is None and not self.building:
+            self.start_refresh()
+        with self._settled:
+            self._settled.wait_for(lambda: self._snapshot is not None or self._attempts > seen, timeout_s)
         return self._snapshot
 
     def publish_persisted_if_current(self) -> bool:

@@ -25,7 +25,7 @@ from canon.compiler.refs import time_expr
 from canon.compiler.rollups import (RollupLayout, build_parts, insert_part, plan_rollups, rollup_table,
                                     time_bounds, typed_empty)
 
-from .store import BuiltState, ensure_schema, read_state, write_state
+from .store import BuiltState, ensure_schema, exclusive, read_state, write_state
 
 
 @dataclass(frozen=True)
@@ -54,20 +54,25 @@ def selected(catalog: Catalog, names) -> list[str]:
 def build(catalog: Catalog, writer, names=()) -> list[Outcome]:
     ensure_schema(writer)
     layouts = plan_rollups(catalog, writer.dialect)
-    return [_build(catalog, writer, layouts[name]) for name in selected(catalog, names)]
+    done = []
+    for name in selected(catalog, names):
+        with exclusive(writer, name):
+            done.append(_build(catalog, writer, layouts[name]))
+    return done
 
 
 def refresh(catalog: Catalog, writer, names=()) -> list[Outcome]:
     ensure_schema(writer)
     layouts = plan_rollups(catalog, writer.dialect)
-    state = read_state(writer)
     done = []
     for name in selected(catalog, names):
-        lay, built = layouts[name], state.get(name)
-        if built is None or built.fingerprint != lay.fingerprint or not lay.definition.partition_by:
-            done.append(_build(catalog, writer, lay))
-        else:
-            done.append(_refresh(catalog, writer, lay, built))
+        lay = layouts[name]
+        with exclusive(writer, name):
+            built = read_state(writer).get(name)  # as of the lock: another session may just have refreshed it
+            if built is None or built.fingerprint != lay.fingerprint or not lay.definition.partition_by:
+                done.append(_build(catalog, writer, lay))
+            else:
+                done.append(_refresh(catalog, writer, lay, built))
     return done
 
 

@@ -55,6 +55,7 @@ class RollupRouter:
     def read(self, catalog: Catalog):
         from .build import iso
 
+        started = time.monotonic()
         built: dict[str, BuiltState] = {}
         marks: dict[str, str | None] = {}
         if catalog.rollups:
@@ -72,9 +73,10 @@ class RollupRouter:
             except (TypeError, ValueError, IndexError) as error:  # a state table not in our shape: none usable
                 log.warning("rollup state unreadable (%s); answering from the raw tables", error)
                 built, marks = {}, {}
-        current = (time.monotonic(), built, marks)
-        self._state = current
-        return current
+        with self._lock:  # a read that began before another one (say, before a refresh committed) is older
+            if self._state is None or self._state[0] <= started:
+                self._state = (started, built, marks)
+            return self._state
 
     def layouts(self, catalog: Catalog, dialect: str) -> dict[str, RollupLayout]:
         key = (id(catalog), catalog.version, dialect)

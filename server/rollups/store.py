@@ -9,12 +9,15 @@ it), when it was built and refreshed, its rows and bytes, and the sources' fresh
 
 from __future__ import annotations
 
+import hashlib
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import sqlglot
 from sqlglot import exp
 
+from canon.compiler.errors import WarehouseError
 from canon.compiler.rollups import SCHEMA, STATE_TABLE
 from canon.compiler.render.build import ident
 
@@ -67,6 +70,24 @@ def write_state(writer, state: BuiltState) -> None:
     values = (state.name, state.fingerprint, state.stamp, state.built_at, state.refreshed_at, state.rows, state.bytes,
               json.dumps(state.watermarks, sort_keys=True))
     writer.execute(exp.insert(exp.values([tuple(exp.convert(v) for v in values)]), table.copy(), columns=list(COLUMNS)))
+
+
+@contextmanager
+def exclusive(writer, name: str):
+    """One build or refresh of a rollup at a time across processes (the server's schedule, cron's CLI):
+    a PostgreSQL advisory lock on the rollup's name, or fail at once naming it. A DuckDB file admits one
+    writing process, and a server's writes go one at a time (DuckDBWarehouse.writing)."""
+    if writer.dialect != "postgres":
+        yield
+        return
+    key = exp.Literal.number(int.from_bytes(hashlib.sha256(f"canon_rollups.{name}".encode()).digest()[:8], "big", signed=True))
+    if not writer.execute(exp.select(exp.Anonymous(this="pg_try_advisory_lock", expressions=[key.copy()])))[0][0]:
+        raise WarehouseError(f"rollup '{name}' is being built or refreshed by another session",
+                             hint="it ends on its own; run the refresh again afterwards")
+    try:
+        yield
+    finally:
+        writer.execute(exp.select(exp.Anonymous(this="pg_advisory_unlock", expressions=[key])))
 
 
 def forget(writer, name: str) -> None:

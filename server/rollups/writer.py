@@ -34,6 +34,13 @@ class Writer:
                                             hint="a DuckDB file must not be open in another process "
                                                  "(stop `canon serve` while building)") from None
 
+    @classmethod
+    def over(cls, connection, dialect: str, url: str = "") -> "Writer":
+        """A writer on a connection someone else opened (a server's DuckDB file, reopened for writing)."""
+        writer = cls.__new__(cls)
+        writer.url, writer.dialect, writer._connection = url, dialect, connection
+        return writer
+
     def execute(self, statement: exp.Expression | str) -> list[tuple]:
         sql = statement.sql(dialect=self.dialect) if isinstance(statement, exp.Expression) else statement
         try:

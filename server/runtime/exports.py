@@ -12,13 +12,10 @@ status` show every export's freshness (fresh, stale, failed, never run) across r
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import threading
 import time
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlglot import exp
@@ -29,10 +26,10 @@ from canon.compiler.model import Export, duration_seconds
 from canon.compiler.saved import saved_query_request
 
 from .access import SYSTEM
+from ..periodic import Periodic, RunLog, epoch as _epoch, is_due, now_iso as _now
 
 log = logging.getLogger("canon.exports")
 STATE_FILE = ".canon/exports.json"
-RETRY_S = 300.0  # a failed scheduled export is tried again after this long (or its period, if shorter)
 
 
 @dataclass
@@ -61,10 +58,8 @@ class Exports:
     def __init__(self, runtime, project: Path | None):
         self._runtime = runtime
         self._project = Path(project) if project is not None else None
-        self._lock = threading.Lock()
-        self._runs: dict[str, dict] = self._read_state()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._log = RunLog(self._project, STATE_FILE)
+        self._schedule: Periodic | None = None
 
     # --- running --------------------------------------------------------------------------------
 
@@ -77,8 +72,7 @@ class Exports:
         for name in names:
             if name not in found:
                 raise UnknownNameError(f"unknown export '{name}'", hint=did_you_mean(name, found))
-        # tables first: a DuckDB file takes a writer only while this process has not opened it to read
-        order = names or sorted(found, key=lambda n: (found[n][1].table is None, n))
+        order = names or sorted(found, key=lambda n: (found[n][1].table is None, n))  # tables first
         return [self._run_one(name, *found[name]) for name in order]
 
     def _run_one(self, name: str, saved: str, export: Export) -> ExportRun:
@@ -118,15 +112,13 @@ class Exports:
         return table.num_rows
 
     def _to_table(self, request, target: str) -> int:
-        from ..rollups.writer import Writer
-
         # the raw tables (no rollup lookup), so compiling touches no warehouse connection of its own
         request = replace(request, extra={**request.extra, "use_rollups": False})
         prepared = self._runtime.prepare(request, identity=SYSTEM, capped=False)
         schema, name = target.split(".")
         final = exp.table_(name, db=schema, quoted=True)
         fresh = exp.table_(f"{name}__canon_new", db=schema, quoted=True)
-        with Writer(self._runtime.url) as writer:
+        with self._runtime.writer() as writer:  # a DuckDB file the server reads: reopened for writing
             writer.execute(exp.Create(this=exp.Table(db=exp.to_identifier(schema, quoted=True)), kind="SCHEMA", exists=True))
             writer.execute(exp.Drop(tables=[fresh.copy()], kind="TABLE", exists=True))
             writer.execute(exp.Create(this=fresh.copy(), kind="TABLE", expression=prepared.compiled.tree.copy()))
@@ -145,7 +137,7 @@ class Exports:
         now = time.time() if now is None else now
         answer = []
         for name, (saved, export) in sorted(exports_of(catalog).items()):
-            last = self._runs.get(name, {})
+            last = self._log.get(name)
             success = last.get("last_success_at")
             every = duration_seconds(export.every) if export.every else None
             if not last:
@@ -162,83 +154,37 @@ class Exports:
         return answer
 
     def _remember(self, run: ExportRun) -> None:
-        with self._lock:
-            previous = self._runs.get(run.name, {})
-            entry = {**asdict(run), "last_success_at": run.started_at if run.error is None
-                     else previous.get("last_success_at")}
-            if run.error is not None:
-                entry["rows"] = previous.get("rows")
-            self._runs[run.name] = entry
-            self._write_state()
-
-    def _read_state(self) -> dict:
-        if self._project is None:
-            return {}
-        try:
-            data = json.loads((self._project / STATE_FILE).read_text())
-            return data if isinstance(data, dict) else {}
-        except (OSError, ValueError):
-            return {}
-
-    def _write_state(self) -> None:
-        if self._project is None:
-            return
-        path = self._project / STATE_FILE
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_name(path.name + ".partial")
-            partial.write_text(json.dumps(self._runs, indent=1, sort_keys=True))
-            os.replace(partial, path)
-        except OSError as error:
-            log.warning("cannot record export state in %s: %s", path, error)
+        previous = self._log.get(run.name)
+        entry = {**asdict(run), "last_success_at": run.started_at if run.error is None
+                 else previous.get("last_success_at")}
+        if run.error is not None:
+            entry["rows"] = previous.get("rows")
+        self._log.put(run.name, entry)
 
     # --- the schedule ----------------------------------------------------------------------------
 
     def due(self, now: float | None = None) -> list[str]:
         """Scheduled exports whose period has passed since their last success (a failure waits
-        RETRY_S, or the period if shorter, before the next try)."""
+        periodic.RETRY_S, or the period if shorter, before the next try)."""
         now = time.time() if now is None else now
         names = []
         for name, (_, export) in sorted(exports_of(self._runtime.catalog).items()):
-            if not export.every:
-                continue
-            every = duration_seconds(export.every)
-            last = self._runs.get(name)
-            if last is None:
-                names.append(name)
-            elif last.get("error"):
-                if now - _epoch(last["started_at"]) >= min(every, RETRY_S):
-                    names.append(name)
-            elif now - _epoch(last["last_success_at"]) >= every:
+            last = self._log.get(name)
+            if export.every and is_due(duration_seconds(export.every), last.get("last_success_at"),
+                                       last.get("started_at"), bool(last.get("error")), now):
                 names.append(name)
         return names
 
     def start(self, tick_s: float = 30.0) -> "Exports":
-        def loop():
-            while True:
-                try:
-                    for name in self.due():
-                        if self._stop.is_set():
-                            return
-                        self._run_one(name, *exports_of(self._runtime.catalog)[name])
-                except Exception:  # noqa: BLE001 — the schedule must outlive one bad run
-                    log.exception("scheduled exports failed")
-                if self._stop.wait(tick_s):
+        def tick(stopping):
+            for name in self.due():
+                if stopping.is_set():
                     return
+                self._run_one(name, *exports_of(self._runtime.catalog)[name])
 
-        self._thread = threading.Thread(target=loop, name="canon-exports", daemon=True)
-        self._thread.start()
+        self._schedule = Periodic("canon-exports", tick, tick_s).start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _epoch(stamp: str) -> float:
-    return datetime.fromisoformat(stamp).timestamp()
+        if self._schedule is not None:
+            self._schedule.stop()

@@ -15,6 +15,7 @@ which runs the work in the runtime's pool and stops the engine's query when the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import threading
@@ -31,6 +32,7 @@ from canon.compiler.request import QueryRequest
 
 from ..results import QueryResult, column_type, json_value
 from ..rollups.router import RollupRouter
+from ..rollups.schedule import RollupSchedule, ScheduleSettings
 from .exports import Exports
 from ..warehouses.base import DEFAULT_BATCH_ROWS, QueryTicket
 from .access import ANONYMOUS, AccessControl, Grant, Identity, apply_policies
@@ -150,6 +152,7 @@ class Runtime:
         self.freshness = FreshnessMonitor(lambda: self.catalog, self.internal, freshness_interval_s)
         self.rollups = RollupRouter(self.run_sql)  # which built rollups may answer (server/rollups/router.py)
         self.exports = Exports(self, self.project)  # saved-query exports and what they last did
+        self.rollup_schedule = RollupSchedule(self, self.project)  # rollups refreshed on `refresh.every`
 
     @classmethod
     def open(cls, project=None, warehouse_url: str | None = None, *, query_timeout_s: float | None = None,
@@ -164,6 +167,7 @@ class Runtime:
         limits = Limits.from_config(config, query_timeout_s=query_timeout_s, max_rows=max_rows)
         runtime = cls(state, resolve_warehouse(root, warehouse_url), limits, reload_interval_s=reload_interval_s)
         runtime.secure(config)
+        runtime.rollup_schedule.settings = ScheduleSettings.from_config(config)
         return runtime
 
     def secure(self, config: dict) -> "Runtime":
@@ -234,6 +238,7 @@ class Runtime:
         self.rollups.start(lambda: self.catalog)
         if self.project is not None:
             self.exports.start()
+            self.rollup_schedule.start()
         self._schema_check = threading.Thread(target=self.check_schema, name="canon-schema-check", daemon=True)
         self._schema_check.start()
         return self
@@ -268,6 +273,7 @@ class Runtime:
         self.freshness.stop()
         self.rollups.stop()
         self.exports.stop()
+        self.rollup_schedule.stop()
         self.audit.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
         if self._warehouse is not None and self._owns_warehouse:
@@ -313,6 +319,21 @@ class Runtime:
     @property
     def is_open(self) -> bool:
         return self._warehouse is not None
+
+    @contextlib.contextmanager
+    def writer(self):
+        """A writing session for Canon's own writes (rollup refreshes, table exports): a connection of its
+        own, or, for a DuckDB file this process has open, that file reopened for writing meanwhile
+        (DuckDB refuses a second, read-write opening of a file in the process)."""
+        from ..rollups.writer import Writer
+
+        warehouse = self._warehouse
+        if warehouse is not None and hasattr(warehouse, "writing"):
+            with warehouse.writing() as connection:
+                yield Writer.over(connection, warehouse.dialect, self.url)
+            return
+        with Writer(self.url) as writer:
+            yield writer
 
     @property
     def dialect(self) -> str:

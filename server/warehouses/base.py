@@ -20,6 +20,8 @@ from typing import Callable, Iterable, Iterator, Protocol, Sequence
 
 from canon.compiler.errors import CanonError, QueryCancelledError, QueryTimeoutError, WarehouseError
 
+from .deadlines import after
+
 DEFAULT_BATCH_ROWS = 10_000
 
 
@@ -143,14 +145,13 @@ class RunningQuery:
         self._busy = False  # an engine call is in flight
         self._cleanups: list[Callable[[], None]] = []
         self._forgets: list[Callable[[], None]] = []
-        self._timer: threading.Timer | None = None
+        self._timer = None  # the time limit (deadlines.py: one watcher thread for every query)
         if timeout_s is not None and timeout_s <= 0:
             self.ticket.cancel("timeout")  # no time left
         self.check()
         if timeout_s is not None:
-            self._timer = threading.Timer(timeout_s, self.ticket.cancel, args=("timeout",))
-            self._timer.daemon = True
-            self._timer.start()
+            ticket = self.ticket
+            self._timer = after(timeout_s, lambda: ticket.cancel("timeout"))
 
     # ---------------------------------------------------------------- for the engine
 

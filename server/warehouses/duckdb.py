@@ -16,6 +16,11 @@ ping) fail with WarehouseUnavailableError until a file is back. Reopening must f
 database: DuckDB keeps one instance per path in the process while any connection to it lives, and
 would hand the old file back. So the queries still running on the old file are interrupted and fail
 with a WarehouseUnavailableError saying to run them again.
+
+Canon's own writes in a server (scheduled rollup refreshes, table exports) go through `writing()`: the
+file is reopened read-write for the length of the write, and queries meanwhile run on that same
+database (DuckDB's MVCC: they see the last commit, never half a refresh); afterwards it is reopened
+read-only, so other processes may read the file again.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +49,7 @@ class _Opened:
     identity: tuple
     cursors: set = field(default_factory=set)
     retired: str | None = None  # why queries on it must stop (the file was replaced or deleted)
+    writing: bool = False  # opened read-write by `writing()`: the file changes under it, by us
 
 
 def _identity(path: str) -> tuple | None:
@@ -63,6 +70,7 @@ class DuckDBWarehouse(StreamingWarehouse):
     def __init__(self, path: str):
         self.url = str(path)
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()  # one `writing()` at a time in the process
         self._opened: _Opened | None = None
         self._closed = False
         identity = _identity(self.url)
@@ -110,7 +118,7 @@ class DuckDBWarehouse(StreamingWarehouse):
             if self._closed:
                 raise WarehouseUnavailableError("the DuckDB warehouse was closed")
             identity = _identity(self.url)
-            if self._opened is not None and self._opened.identity != identity:
+            if self._opened is not None and not self._opened.writing and self._opened.identity != identity:
                 self._retire(f"the DuckDB warehouse file {self.url} was "
                              + ("deleted" if identity is None else "replaced"))
             if identity is None:
@@ -121,6 +129,45 @@ class DuckDBWarehouse(StreamingWarehouse):
             cursor = self._opened.connection.cursor()
             self._opened.cursors.add(cursor)
             return self._opened, cursor
+
+    @contextmanager
+    def writing(self):
+        """A read-write connection to the file while the block runs (queries go on, on the same
+        database). Fails with WarehouseUnavailableError when another process holds the file open."""
+        with self._write_lock:
+            opened = self._reopen_for_writing()
+            cursor = opened.connection.cursor()
+            try:
+                yield cursor
+            finally:
+                _release(opened, cursor)
+                with self._lock:  # back to read-only: the next query reopens the file as it is now
+                    if self._opened is opened:
+                        self._drain()
+                        self._retire("the DuckDB warehouse was reopened read-only")
+
+    def _reopen_for_writing(self) -> _Opened:
+        import duckdb
+
+        with self._lock:
+            if self._closed:
+                raise WarehouseUnavailableError("the DuckDB warehouse was closed")
+            if self._opened is not None:
+                self._drain()
+                self._retire("the DuckDB warehouse was reopened for writing")
+            try:
+                self._opened = _Opened(duckdb.connect(self.url), (), writing=True)
+            except duckdb.Error as error:
+                raise WarehouseUnavailableError(f"cannot open DuckDB warehouse {self.url} for writing: "
+                                                f"{_first_line(error)}",
+                                                hint="another process holds the file open") from None
+            return self._opened
+
+    def _drain(self, wait_s: float = CLOSE_WAIT_S) -> None:
+        """Let the queries running on the current opening finish (for up to `wait_s`) before it closes."""
+        deadline = time.monotonic() + wait_s
+        while self._opened.cursors and time.monotonic() < deadline:
+            time.sleep(0.005)
 
     def _open(self, identity: tuple) -> _Opened:
         import duckdb

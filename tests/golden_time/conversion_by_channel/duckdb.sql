@@ -39,24 +39,10 @@ WITH q_0_base AS (
     ON "b"."_canon_id" = "v"."_canon_id"
   GROUP BY
     "b"."campaign__channel"
-), _canon_groups AS (
-  SELECT
-    "campaign__channel",
-    MAX("meeting_conversion_14d_base") AS "meeting_conversion_14d_base",
-    MAX("meeting_conversion_14d_conversions") AS "meeting_conversion_14d_conversions"
-  FROM (
-    SELECT
-      "campaign__channel",
-      "meeting_conversion_14d_base",
-      "meeting_conversion_14d_conversions"
-    FROM q_0
-  ) AS "_canon_stacked"
-  GROUP BY
-    "campaign__channel"
 )
 SELECT
-  "_canon_groups"."campaign__channel" AS "campaign__channel",
-  CAST("_canon_groups"."meeting_conversion_14d_conversions" AS DOUBLE) / NULLIF("_canon_groups"."meeting_conversion_14d_base", 0) AS "meeting_conversion_14d"
-FROM _canon_groups
+  "q_0"."campaign__channel" AS "campaign__channel",
+  CAST("q_0"."meeting_conversion_14d_conversions" AS DOUBLE) / NULLIF("q_0"."meeting_conversion_14d_base", 0) AS "meeting_conversion_14d"
+FROM q_0
 ORDER BY
   "campaign__channel" ASC

@@ -23,33 +23,48 @@ WITH q_0_daily AS (
     CAST(DATE_TRUNC('WEEK', _canon_spine.date_day) AS DATE)
 ), q_0 AS (
   SELECT
-    `b`.`metric_time__week` AS `metric_time__week`,
-    SUM(`d`.`revenue`) AS `revenue`
-  FROM q_0_periods AS `b`
-  INNER JOIN q_0_daily AS `d`
-    ON `d`.`_canon_day` <= `b`.`_canon_end`
-    AND `d`.`_canon_day` >= CAST(DATE_TRUNC('MONTH', `b`.`_canon_end`) AS DATE)
-  GROUP BY
-    `b`.`metric_time__week`
-), _canon_groups AS (
-  SELECT
-    `metric_time__week`,
-    MAX(`revenue`) AS `revenue`
+    `_canon_period` AS `metric_time__week`,
+    `revenue`
   FROM (
     SELECT
-      `metric_time__week`,
-      `revenue`
-    FROM q_0
-  ) AS `_canon_stacked`
-  GROUP BY
-    `metric_time__week`
+      `_canon_period`,
+      COUNT(`_canon_row`) OVER (
+        PARTITION BY CAST(DATE_TRUNC('MONTH', `_canon_day`) AS DATE)
+        ORDER BY DATEDIFF(DAY, CAST('1970-01-01' AS DATE), `_canon_day`)
+        RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+      ) AS `_canon_rows`,
+      SUM(`revenue`) OVER (
+        PARTITION BY CAST(DATE_TRUNC('MONTH', `_canon_day`) AS DATE)
+        ORDER BY DATEDIFF(DAY, CAST('1970-01-01' AS DATE), `_canon_day`)
+        RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+      ) AS `revenue`
+    FROM (
+      SELECT
+        `_canon_day`,
+        NULL AS `_canon_period`,
+        1 AS `_canon_row`,
+        `revenue`
+      FROM q_0_daily
+      WHERE
+        NOT `_canon_day` IS NULL
+      UNION ALL
+      SELECT
+        `_canon_end` AS `_canon_day`,
+        `metric_time__week` AS `_canon_period`,
+        NULL AS `_canon_row`,
+        NULL AS `revenue`
+      FROM q_0_periods
+    ) AS `_canon_days`
+  ) AS `_canon_framed`
+  WHERE
+    NOT `_canon_period` IS NULL AND `_canon_rows` > 0
 )
 SELECT
-  `_canon_groups`.`metric_time__week` AS `metric_time__week`,
-  `_canon_groups`.`revenue` AS `revenue_mtd`
-FROM _canon_groups
+  `q_0`.`metric_time__week` AS `metric_time__week`,
+  `q_0`.`revenue` AS `revenue_mtd`
+FROM q_0
 WHERE
-  `_canon_groups`.`metric_time__week` >= CAST('2024-02-26' AS DATE)
-  AND `_canon_groups`.`metric_time__week` < CAST('2024-05-01 00:00:00' AS TIMESTAMP)
+  `q_0`.`metric_time__week` >= CAST('2024-02-26' AS DATE)
+  AND `q_0`.`metric_time__week` < CAST('2024-05-01 00:00:00' AS TIMESTAMP)
 ORDER BY
   `metric_time__week` ASC NULLS LAST

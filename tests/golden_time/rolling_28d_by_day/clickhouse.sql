@@ -23,34 +23,51 @@ WITH q_0_daily AS (
     CAST(dateTrunc('DAY', _canon_spine.date_day) AS Nullable(DATE))
 ), q_0 AS (
   SELECT
-    "b"."metric_time__day" AS "metric_time__day",
-    SUM("d"."revenue") AS "revenue"
-  FROM q_0_periods AS "b"
-  INNER JOIN q_0_daily AS "d"
-    ON "d"."_canon_day" <= "b"."_canon_end"
-    AND "d"."_canon_day" > DATE_SUB(DAY, 28, "b"."_canon_end")
-  GROUP BY
-    "b"."metric_time__day"
-), _canon_groups AS (
-  SELECT
-    "metric_time__day",
-    MAX("revenue") AS "revenue"
+    "_canon_period" AS "metric_time__day",
+    "revenue"
   FROM (
     SELECT
-      "metric_time__day",
-      "revenue"
-    FROM q_0
-  ) AS "_canon_stacked"
-  GROUP BY
-    "metric_time__day"
+      "_canon_period",
+      COUNT("_canon_row") OVER (
+        ORDER BY DATE_DIFF(DAY, CAST('1970-01-01' AS Nullable(DATE)), "_canon_day") NULLS FIRST
+        RANGE BETWEEN 27 PRECEDING AND CURRENT ROW
+      ) AS "_canon_rows",
+      SUM("revenue") OVER (
+        ORDER BY DATE_DIFF(DAY, CAST('1970-01-01' AS Nullable(DATE)), "_canon_day") NULLS FIRST
+        RANGE BETWEEN 27 PRECEDING AND CURRENT ROW
+      ) AS "revenue"
+    FROM (
+      SELECT
+        "_canon_day",
+        NULL AS "_canon_period",
+        1 AS "_canon_row",
+        "revenue"
+      FROM q_0_daily
+      WHERE
+        NOT (
+          "_canon_day" IS NULL
+        )
+      UNION ALL
+      SELECT
+        "_canon_end" AS "_canon_day",
+        "metric_time__day" AS "_canon_period",
+        NULL AS "_canon_row",
+        NULL AS "revenue"
+      FROM q_0_periods
+    ) AS "_canon_days"
+  ) AS "_canon_framed"
+  WHERE
+    NOT (
+      "_canon_period" IS NULL
+    ) AND "_canon_rows" > 0
 )
 SELECT
-  "_canon_groups"."metric_time__day" AS "metric_time__day",
-  "_canon_groups"."revenue" AS "revenue_rolling_28d"
-FROM _canon_groups
+  "q_0"."metric_time__day" AS "metric_time__day",
+  "q_0"."revenue" AS "revenue_rolling_28d"
+FROM q_0
 WHERE
-  "_canon_groups"."metric_time__day" >= CAST('2024-03-01' AS Nullable(DATE))
-  AND "_canon_groups"."metric_time__day" < CAST('2024-04-01 00:00:00' AS Nullable(DateTime))
+  "q_0"."metric_time__day" >= CAST('2024-03-01' AS Nullable(DATE))
+  AND "q_0"."metric_time__day" < CAST('2024-04-01 00:00:00' AS Nullable(DateTime))
 ORDER BY
   "metric_time__day" ASC
 SETTINGS join_use_nulls = 1
