@@ -5,7 +5,7 @@
 Builds a demo warehouse at --scale in a temporary folder (or copies --warehouse there), starts `canon
 serve` on it (result cache off, so every answer is computed), and asks the six tiles with
 `use_rollups: false`: the first round is "raw cold" (a fresh server), the median of --runs more is
-"raw warm". Then it stops the server, runs `canon rollups build` (timed), starts a server again and asks
+"raw warm" (asked once the server has built its recommendation snapshot, which it does when quiet). Then it stops the server, runs `canon rollups build` (timed), starts a server again and asks
 the tiles with rollups (one warm-up round, then the median of --runs). Every rollup answer is checked
 equal to the raw answer (same rows, numbers to 1e-9). Prints each tile's figures and the ratios.
 
@@ -83,11 +83,22 @@ def rounds(url: str, use_rollups: bool, runs: int, timeout: float) -> tuple[dict
     with httpx.Client(base_url=url, timeout=timeout + 30) as client:
         for name, body in TILES.items():
             first[name], answers[name] = ask(client, {**body, "use_rollups": use_rollups})
+        settle(client, timeout)
         for _ in range(runs):
             for name, body in TILES.items():
                 elapsed, answers[name] = ask(client, {**body, "use_rollups": use_rollups})
                 times[name].append(elapsed)
     return first, {name: statistics.median(t) for name, t in times.items()}, answers
+
+
+def settle(client, timeout: float) -> None:
+    """Wait for the recommendation snapshot, which a fresh server builds once it has been quiet for a
+    moment: the warm rounds measure a server in its steady state, not one sharing its cores with that build."""
+    started = time.perf_counter()
+    while client.get("/v1/recommendations/snapshot").json().get("snapshot") is None:
+        if time.perf_counter() - started > timeout:
+            raise SystemExit("the recommendation snapshot was not built in time")
+        time.sleep(0.5)
 
 
 def http_floor(url: str, n: int = 50) -> float:

@@ -15,6 +15,7 @@ import contextlib
 import functools
 import importlib.util
 import logging
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
@@ -530,8 +531,10 @@ def create_app(project_dir, warehouse_url: str | None = None, *, query_timeout_s
         pg_server = _start_pg(runtime, pg) if pg else None
         log.warning("Canon serving %s (catalog %s, %d metrics) on warehouse %s",
                     project, runtime.catalog.version, len(runtime.catalog.metrics), safe_url(url))
-        # MCP over streamable HTTP, if installed: its SDK takes ~2 s to import, so it is mounted in the
-        # background and /mcp answers 503 until then (the rest of the API serves at once)
+        # MCP over streamable HTTP, if installed: its SDK takes ~2 s of a core to import, so it is
+        # mounted in the background once the server is quiet (or at the first /mcp request), and /mcp
+        # answers 503 until then (the rest of the API serves at once, the first dashboard at full speed)
+        app.state.mcp_wanted = asyncio.Event()
         _mcp_placeholder(app)
         mcp = asyncio.create_task(_serve_mcp(app)) if importlib.util.find_spec("mcp") is not None else None
         try:
@@ -573,10 +576,18 @@ def create_app(project_dir, warehouse_url: str | None = None, *, query_timeout_s
     return app
 
 
+MCP_MOUNT_QUIET_S = 2.0  # MCP is mounted once no query has run for this long after the start ...
+MCP_MOUNT_WAIT_S = 60.0  # ... or this long after it, or at the first /mcp request
+
+
 async def _serve_mcp(app: FastAPI) -> None:
     """Mount the MCP tools at /mcp (behind the same guard and authentication as every route, answering
     as the request's identity) and run their session manager until the server stops. A manager runs
     once, so each start builds its own and replaces the previous start's route."""
+    started, wanted = time.monotonic(), app.state.mcp_wanted
+    while not wanted.is_set() and time.monotonic() - started < MCP_MOUNT_WAIT_S \
+            and not app.state.runtime.activity.is_quiet(MCP_MOUNT_QUIET_S, started):
+        await asyncio.sleep(0.25)
     from .mcp_server import MCP_PATH, http_routes
 
     try:
@@ -597,9 +608,14 @@ def _mcp_placeholder(app: FastAPI) -> None:
     app.router.add_api_route(MCP_PATH, mcp_starting, methods=["GET", "POST", "DELETE"], include_in_schema=False)
 
 
-async def mcp_starting():
-    """/mcp until the MCP tools are mounted (a second or two after start), or when the extra is missing."""
+async def mcp_starting(request: Request):
+    """/mcp until the MCP tools are mounted (a second or two after start, or after the first /mcp
+    request when queries keep the server busy), or when the extra is missing."""
     import importlib.util
+
+    wanted = getattr(request.app.state, "mcp_wanted", None)
+    if wanted is not None:
+        wanted.set()  # mount now
 
     if importlib.util.find_spec("mcp") is None:
         return JSONResponse({"code": "not_found", "message": "the MCP endpoint needs the `mcp` package",

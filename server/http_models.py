@@ -169,6 +169,44 @@ class StatusResponse(BaseModel):
     rollups: list[dict] = []  # each rollup's refresh schedule: every, last run, next due, last error, status
 
 
+# --- GET /v1/recommendations/config: what the catalog's `recommendations:` block names (the web app's
+# cross-sell page builds itself from it, assuming no demo name) ---------------------------------------------
+
+
+class NamedRef(BaseModel):
+    name: str = Field(description="The name requests (`/v1/cross-sell?level=`) and answers use for it")
+    ref: str = Field(description="The dimension reference, e.g. product.category")
+
+
+class RecommendItemsConfig(BaseModel):
+    id: str = Field(description="items.id, e.g. product.product_id")
+    name: str = Field(description="items.name, e.g. product.product_name")
+    show: list[NamedRef] = Field(description="items.show: dimensions returned with every item, in order")
+    levels: list[NamedRef] = Field(description="items.levels: the other levels cross-sell answers at, in order")
+
+
+class RecommendCustomersConfig(BaseModel):
+    id: str = Field(description="customers.id, e.g. customer.customer_id")
+    show: list[NamedRef] = Field(description="customers.show: dimensions returned with a customer's recommendations")
+
+
+class RecommendationsConfig(BaseModel):
+    """The block's names, and the fixed keys the recommendation answers carry."""
+
+    affinity: str = Field(description="The affinity metric (returns: confidence)")
+    lift: str | None = Field(description="A catalog affinity metric with the same basket, item and filter and "
+                                         "returns: lift (queryable through /v1/query), if the catalog has one "
+                                         "the caller may read; else null")
+    popularity: str = Field(description="The popularity metric")
+    basket: str = Field(description="The affinity metric's basket entity (order): what the counts count")
+    item_level: str = Field(description="The items' own level in /v1/cross-sell?level=")
+    items: RecommendItemsConfig
+    customers: RecommendCustomersConfig
+    answer_keys: dict[str, str] = Field(description="Role -> the key answers name it by (the same on every "
+                                                    "catalog): item_id, item_name, confidence, lift, support, "
+                                                    "pair_count, popularity, popularity_in_group")
+
+
 # --- the Cube REST API's parameters, for the OpenAPI only (server/cube_api.py reads and checks the query
 # itself, with Cube's own error messages); every field is optional, as in Cube -------------------------------
 

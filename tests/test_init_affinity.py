@@ -403,6 +403,9 @@ def test_recommendations_equal_the_oracle(case, days):
         want = oracle.recommend(shopper, days or 365, 4)
         _same(body["items"], want)
         checked += len(want)
+        for item in body["items"]:  # the reason in this catalog's words: its baskets and its metric
+            assert " receipts with " in item["reason"] and "(sku_confidence " in item["reason"], item["reason"]
+            assert "order" not in item["reason"] and "cross_sell_score" not in item["reason"]
     assert checked > 12  # most shoppers get recommendations
 
 

@@ -326,6 +326,14 @@ def test_cross_sell_heatmap_has_one_cell_per_category_pair(browser, site):
     assert sorted(map(tuple, cells)) == sorted(map(tuple, answer["rows"]))
     assert "Phone Accessories" in browser.js("document.getElementById('pairs').innerText")
     assert browser.js("document.querySelectorAll('#recs tbody tr').length") > 0
+    # built from GET /v1/recommendations/config (the demo's block), looking as it did before
+    assert browser.js("[...document.querySelectorAll('select[name=level] option')].map(o => [o.value, o.textContent])") \
+        == [["category", "category"], ["product", "product (id or name)"], ["brand", "brand"]]
+    assert json.loads(browser.js("document.getElementById('heatmap').dataset.question")) == {
+        "metrics": ["cross_sell_lift"], "dimensions": ["antecedent.category", "consequent.category"]}
+    assert browser.js("document.getElementById('h-heat').textContent") == "Category pairs: lift"
+    assert browser.js("[...document.querySelectorAll('#recs thead th')].map(t => t.textContent)") == \
+        ["product", "category", "score", "why"]
 
 
 def test_change_review_shows_the_value_changing_edit(browser, site):

@@ -132,10 +132,23 @@ def _pct(x: float) -> str:
 
 
 def explain(snapshot: AffinitySnapshot, rule: Rule) -> str:
+    """In the catalog's words: its basket entity (orders, receipts) and affinity metric."""
     a = snapshot.products[rule.antecedent].name
     b = snapshot.products[rule.consequent].name
-    return (f"bought {a}: {_pct(rule.confidence)} of the {rule.antecedent_orders} orders with {a} also held {b} "
-            f"(cross_sell_score {rule.confidence:.3f}, lift {rule.lift:.2f}, {rule.pair_orders} orders with both)")
+    layout = snapshot.layout
+    baskets, metric = plural(layout.basket if layout else "order"), layout.affinity if layout else "cross_sell_score"
+    return (f"bought {a}: {_pct(rule.confidence)} of the {rule.antecedent_orders} {baskets} with {a} also held {b} "
+            f"({metric} {rule.confidence:.3f}, lift {rule.lift:.2f}, {rule.pair_orders} {baskets} with both)")
+
+
+def plural(noun: str) -> str:
+    """order → orders, basket → baskets, box → boxes, delivery → deliveries (an entity name in a sentence)."""
+    noun = noun.replace("_", " ")
+    if noun.endswith(("s", "x", "z", "ch", "sh")):
+        return noun + "es"
+    if noun.endswith("y") and noun[-2:-1] not in ("a", "e", "i", "o", "u"):
+        return noun[:-1] + "ies"
+    return noun + "s"
 
 
 # --- cross-sell ------------------------------------------------------------------------------------

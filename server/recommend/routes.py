@@ -10,7 +10,8 @@ feedback journal is loaded into it (see feedback.py; on PostgreSQL a PostgresFee
 each event and replays the journal every `recommendations.feedback_retry_seconds`, default 5, while
 PostgreSQL is away); once the app's runtime is on
 `app.state`, a snapshot persisted from the same catalog and DuckDB file (if any) serves at once, a
-fresh one is built in the background (requests wait up to 30 s for the first), and a thread
+fresh one is built in the background once no query has run for 5 s (at the latest 120 s after the
+start; a recommendation request starts it at once and waits up to 30 s for it), and a thread
 refreshes it every `recommendations.refresh_minutes` of canon.yml (or
 $CANON_RECOMMEND_REFRESH_MINUTES; default 15; 0 = only on `POST /v1/recommendations/refresh`, a
 restart or `canon recommendations refresh` + restart). Requests read `app.state.recommend` and
@@ -34,15 +35,19 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from canon.compiler.errors import CanonError, QueryError, WarehouseError
+from canon.compiler.recommendations import level_name
 
+from .. import http_models as hm
 from . import engine
 from .feedback import RETRY_S, FeedbackJournal, PostgresFeedbackSync, load_into_warehouse, make_event
-from .snapshot import DEFAULT_WINDOW_DAYS, MAX_WINDOW_DAYS, SnapshotStore, block_of
+from .snapshot import DEFAULT_WINDOW_DAYS, ITEM_LEVEL, MAX_WINDOW_DAYS, SnapshotStore, block_of
 
 log = logging.getLogger("canon.recommend")
 
 DEFAULT_REFRESH_MINUTES = 15.0
 FIRST_SNAPSHOT_WAIT_S = 30.0
+FIRST_BUILD_QUIET_S = 5.0  # the first build starts once no query has run for this long ...
+FIRST_BUILD_WAIT_S = 120.0  # ... or this long after the start, whichever comes first
 
 async def _authorized(request: Request) -> None:
     """Recommendations read a snapshot of every customer's baskets, which no row filter can narrow:
@@ -130,9 +135,11 @@ def install(app: FastAPI, project, warehouse_url: str) -> None:
                     "feedback_retry_s"]).start(replay=not loaded_at_start)
             # serve at once from a snapshot persisted from this same catalog and DuckDB file, if any (the
             # data it was built from has not changed: no rebuild until the schedule says so); else build one
-            # in the background (requests wait for the first one, everything else answers at once)
+            # in the background once no query has run for a moment (within FIRST_BUILD_WAIT_S), so the
+            # first dashboard does not share the cores with it; a recommendation request builds it at once
             if store.configured and not await asyncio.to_thread(store.publish_persisted_if_current):
-                store.start_refresh()
+                activity = app_.state.runtime.activity
+                store.start_refresh(quiet=lambda stop: activity.wait_quiet(FIRST_BUILD_QUIET_S, FIRST_BUILD_WAIT_S, stop))
             store.start(config["refresh_minutes"] * 60)
             try:
                 yield state
@@ -220,6 +227,45 @@ async def cart(request: Request, body: CartBody):
     snapshot, window = await _window(request, body.days)
     return JSONResponse(engine.cart_additions(snapshot, window, body.product_ids, limit=body.limit,
                                               min_support=body.min_support))
+
+
+# The keys recommendation answers name things by: fixed by engine.py and snapshot.py (Product.to_dict,
+# Rule.metrics), the same on every catalog, so a client needs no demo name (tests pin them to the engine).
+ANSWER_KEYS = {"item_id": "product_id", "item_name": "product_name", "confidence": "cross_sell_score",
+               "lift": "cross_sell_lift", "support": "cross_sell_support", "pair_count": "cross_sell_pair_orders",
+               "popularity": "product_purchase_frequency", "popularity_in_group": "product_purchase_frequency_in_group"}
+
+
+def lift_metric(catalog, block, grant) -> str | None:
+    """The catalog's lift for the block's rules: an affinity metric with the affinity metric's basket, item
+    and filter and `returns: lift` that the caller may read (the rule catalog's `<affinity>__lift` sibling
+    lives only in the snapshot's catalog, so /v1/query cannot answer it); the first by name, else None."""
+    from canon.compiler.model import AffinityMetric
+
+    base = catalog.metrics[block.affinity]
+    same = (base.basket, base.item, base.filter)
+    return next((name for name, m in sorted(catalog.metrics.items()) if isinstance(m, AffinityMetric)
+                 and m.returns == "lift" and (m.basket, m.item, m.filter) == same
+                 and grant.allows_metric(catalog, name)), None)
+
+
+@router.get("/v1/recommendations/config", response_model=hm.RecommendationsConfig,
+            responses={404: {"model": hm.ErrorBody}, 403: {"model": hm.ErrorBody}})
+async def recommendations_config(request: Request):
+    """What the catalog's `recommendations:` block names (metrics, item and customer dimensions, the levels
+    `/v1/cross-sell?level=` takes) and the keys answers carry: enough for a client to build its views
+    without assuming the demo's names. 404 without the block. Read from the catalog; no snapshot needed."""
+    from ..http_auth import identity_of
+
+    runtime = request.app.state.runtime
+    catalog = runtime.catalog
+    block = block_of(catalog)
+    named = lambda refs: [{"name": level_name(r), "ref": r} for r in refs]  # noqa: E731
+    items, customers = block.items, block.customers
+    return {"affinity": block.affinity, "lift": lift_metric(catalog, block, runtime.grant(identity_of(request), catalog)),
+            "popularity": block.popularity, "basket": catalog.metrics[block.affinity].basket, "item_level": ITEM_LEVEL,
+            "items": {"id": items.id, "name": items.name, "show": named(items.show), "levels": named(items.levels)},
+            "customers": {"id": customers.id, "show": named(customers.show)}, "answer_keys": ANSWER_KEYS}
 
 
 @router.get("/v1/recommendations/snapshot")

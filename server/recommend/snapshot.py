@@ -49,7 +49,7 @@ ITEM_LEVEL = "product"  # the item level's name in requests (`level=product`) an
 DEFAULT_WINDOW_DAYS = 365
 MAX_WINDOW_DAYS = 3660
 SNAPSHOT_FILE = Path(".canon") / "recommend" / "snapshot.pickle"
-FORMAT = 4  # 2: built from the `recommendations:` block; 3: customers in columns (compact.py); 4: window zone
+FORMAT = 5  # 2: built from the `recommendations:` block; 3: customers in columns (compact.py); 4: window zone; 5: reasons in the catalog's words
 
 
 class NotConfiguredError(UnknownNameError):
@@ -79,11 +79,15 @@ class Layout:
     tier_order: tuple[str, ...] = ()  # upsell: tier values, lowest first; () ranks by price
     price_key: str | None = None  # upsell: the name of the price dimension (list_price)
     audience_keys: tuple[str, ...] = ()  # names of customers.audience_segments
+    affinity: str = "cross_sell_score"  # the affinity metric's name, and its basket entity (reasons' words)
+    basket: str = "order"
 
     @classmethod
-    def of(cls, block) -> "Layout":
+    def of(cls, block, catalog=None) -> "Layout":
         upsell = block.upsell
-        return cls(levels=(ITEM_LEVEL, *(level_name(r) for r in block.items.levels)), popularity=block.popularity,
+        metric = catalog.metrics.get(block.affinity) if catalog is not None else None
+        return cls(affinity=block.affinity, basket=getattr(metric, "basket", None) or "basket",
+                   levels=(ITEM_LEVEL, *(level_name(r) for r in block.items.levels)), popularity=block.popularity,
                    group_key=level_name(upsell.group) if upsell else None,
                    tier_order=tuple(upsell.order) if upsell and upsell.tier else (),
                    price_key=level_name(upsell.price) if upsell and upsell.price else None,
@@ -319,7 +323,7 @@ def build_snapshot(catalog, warehouse, days: int = DEFAULT_WINDOW_DAYS, key: tup
         history=bought,
         window=window, key=key,
         by_name={str(p.name).lower(): p.product_id for p in products.values()},
-        layout=Layout.of(block),
+        layout=Layout.of(block, catalog),
     )
 
 
@@ -366,6 +370,7 @@ class SnapshotStore:
         self.last_error: str | None = None
         self._attempts = 0  # builds ended, published or failed: what `wait` waits for
         self._settled = threading.Condition()  # notified when a build ends or a snapshot is published
+        self._settle_wait = threading.Event()  # set by a publish or stop: a deferred first build is not needed
 
     @property
     def path(self) -> Path | None:
@@ -414,6 +419,7 @@ class SnapshotStore:
         with self._window_lock:
             self._windows = {snapshot.window.days: snapshot.window}
             self._snapshot = snapshot  # one reference assignment: the swap
+        self._settle_wait.set()
         with self._settled:
             self._settled.notify_all()
         if self.freeze_gc:
@@ -451,14 +457,23 @@ class SnapshotStore:
             return True
         return False
 
-    def start_refresh(self) -> threading.Thread:
-        """Refresh in a background thread (errors are logged; the current snapshot keeps serving)."""
+    def start_refresh(self, *, quiet=None) -> threading.Thread:
+        """Refresh in a background thread (errors are logged; the current snapshot keeps serving).
+        `quiet(stop)`: blocks until the warehouse is quiet or `stop` is set (a server's first build waits
+        for a moment without queries); a build that a request started meanwhile, or the store's stop,
+        makes this one unneeded."""
         def work():
             try:
+                if quiet is not None:
+                    quiet(self._settle_wait)
+                    if self._snapshot is not None or self.building or self._stop.is_set():
+                        return
+                    threading.current_thread().name = "canon-recommend-build"  # waited; builds now
                 self.refresh()
             except Exception as error:  # noqa: BLE001
                 log.warning("recommendation snapshot refresh failed: %s", error)
-        thread = threading.Thread(target=work, daemon=True, name="canon-recommend-build")
+        thread = threading.Thread(target=work, daemon=True,
+                                  name="canon-recommend-wait" if quiet is not None else "canon-recommend-build")
         thread.start()
         return thread
 
@@ -548,6 +563,7 @@ class SnapshotStore:
 
     def stop(self) -> None:
         self._stop.set()
+        self._settle_wait.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None

@@ -36,6 +36,7 @@ from ..rollups.schedule import RollupSchedule, ScheduleSettings
 from .exports import Exports
 from ..warehouses.base import DEFAULT_BATCH_ROWS, QueryTicket
 from .access import ANONYMOUS, AccessControl, Grant, Identity, apply_policies
+from .activity import Activity
 from .audit import AuditLog, AuditSettings
 from .authn import Authenticator
 from .compile_cache import CompileCache
@@ -133,6 +134,7 @@ class Runtime:
         self.limits = limits
         self.compiled = CompileCache()
         self.results = ResultCache(CacheSettings(enabled=False))  # servers enable it from canon.yml (`secure`)
+        self.activity = Activity()  # queries in flight: background builds wait for a quiet moment
         self.pool = ThreadPoolExecutor(max_workers=QUERY_WORKERS, thread_name_prefix="canon-query")
         self.last_error: str | None = None
         self._warehouse = None
@@ -474,8 +476,14 @@ class Runtime:
             self._audit(prepared, 0, 0.0, error)
             raise
         stream = QueryStream(prepared, rows, overflow)
-        if prepared.identity.via != "internal":
-            stream.on_close = lambda s: self._audit(s.prepared, s.rows_sent, time.perf_counter() - s.started, s.failure)
+        audited = prepared.identity.via != "internal"
+        self.activity.begin()
+
+        def closed(s: QueryStream) -> None:
+            self.activity.end()
+            if audited:
+                self._audit(s.prepared, s.rows_sent, time.perf_counter() - s.started, s.failure)
+        stream.on_close = closed
         return stream
 
     def _audit(self, prepared: Prepared, rows: int, elapsed_s: float, failure: BaseException | None,
