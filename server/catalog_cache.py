@@ -1,13 +1,14 @@
 """A cache of the validated catalog, so each CLI call does not re-read and re-check the YAML.
 
-The key is a hash of every definition file's path and bytes plus the versions of Canon and
-sqlglot; any edit, added or removed file gives a new key and a fresh build. The cache lives in
-`<project>/.canon/` next to the demo warehouse and is written atomically; when it cannot be
+The key is a hash of every definition file's path and bytes plus the version of sqlglot and a hash of
+the compiler's source; any edit, added or removed file, or other compiler code, gives a new key and a
+fresh build. The cache lives in `<project>/.canon/` next to the demo warehouse and is written atomically; when it cannot be
 written (read-only checkout) Canon just builds the catalog each time.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import pickle
@@ -24,13 +25,26 @@ FORMAT = 5  # 2: modules live under canon.; 3: metric facts, locations on the de
 # 5: roles, validity, cohorts, rollups, recommendations, exports, formats
 
 
+@functools.lru_cache(maxsize=1)
+def compiler_digest() -> str:
+    """A hash of the compiler's own source: a catalog pickled by other code (a new field on a model,
+    a changed pass) is never read back, without anyone remembering to bump FORMAT (~1 ms, once)."""
+    import canon.compiler as compiler
+
+    digest = hashlib.sha256()
+    root = Path(compiler.__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def fingerprint(project: Path) -> str:
     """A hash of every definition file. It never fails on one file: a file that cannot be read (a
     dangling link, no permission, over the size cap) enters the hash as its error, so fixing or
     removing it changes the key, and the reload that follows reports it."""
     import sqlglot
 
-    digest = hashlib.sha256(f"canon-cache-{FORMAT}-{sqlglot.__version__}".encode())
+    digest = hashlib.sha256(f"canon-cache-{FORMAT}-{sqlglot.__version__}-{compiler_digest()}".encode())
     settings = project / SETTINGS_FILE
     files = find_definition_files(project) + ([("settings", settings)] if os.path.lexists(settings) else [])
     for _, path in files:
