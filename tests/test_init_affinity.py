@@ -451,6 +451,7 @@ def test_upsell_climbs_the_price_bands_as_the_oracle(case, days):
         for group in body["categories"]:
             for item in group["items"]:
                 assert BANDS.index(item["price_band"]) > BANDS.index(group["highest_tier_bought"])
+                assert item["reason"].endswith(" receipts in the window"), item["reason"]  # this catalog's words
                 checked += 1
     assert checked
 
@@ -466,6 +467,8 @@ def test_cold_start_is_popular_in_the_club_then_overall(case, days):
         assert body["strategy"] == "popular_in_segment" and body["purchased_products"] == 0
         assert body["window"] == oracle.window(span)
         assert [i["product_id"] for i in body["items"]] == oracle.cold_start(club, span, 6), club
+        assert all(i["reason"].startswith("no completed receipts yet") and " receipts in the window" in i["reason"]
+                   for i in body["items"])  # in this catalog's words
         in_club = oracle.popularity(span, club=club)
         assert [i["product_purchase_frequency_in_group"] for i in body["items"]] == \
             [in_club.get(i["product_id"], 0) for i in body["items"]]

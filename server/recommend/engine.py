@@ -37,7 +37,7 @@ def check_limit(limit, field: str = "limit", most: int = MAX_LIMIT) -> int:
 
 def check_min_support(value, field: str = "min_support") -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise QueryError(f"{field}: {value!r} must be a number from 0 to 1 (a share of the orders in the window)")
+        raise QueryError(f"{field}: {value!r} must be a number from 0 to 1 (a share of the baskets in the window)")
     return float(value)
 
 
@@ -131,14 +131,19 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+def baskets(snapshot: AffinitySnapshot) -> str:
+    """The catalog's word for its baskets: orders, receipts."""
+    return plural(snapshot.layout.basket if snapshot.layout else "order")
+
+
 def explain(snapshot: AffinitySnapshot, rule: Rule) -> str:
     """In the catalog's words: its basket entity (orders, receipts) and affinity metric."""
     a = snapshot.products[rule.antecedent].name
     b = snapshot.products[rule.consequent].name
     layout = snapshot.layout
-    baskets, metric = plural(layout.basket if layout else "order"), layout.affinity if layout else "cross_sell_score"
-    return (f"bought {a}: {_pct(rule.confidence)} of the {rule.antecedent_orders} {baskets} with {a} also held {b} "
-            f"({metric} {rule.confidence:.3f}, lift {rule.lift:.2f}, {rule.pair_orders} {baskets} with both)")
+    baskets_, metric = baskets(snapshot), layout.affinity if layout else "cross_sell_score"
+    return (f"bought {a}: {_pct(rule.confidence)} of the {rule.antecedent_orders} {baskets_} with {a} also held {b} "
+            f"({metric} {rule.confidence:.3f}, lift {rule.lift:.2f}, {rule.pair_orders} {baskets_} with both)")
 
 
 def plural(noun: str) -> str:
@@ -232,8 +237,8 @@ def popular_for(snapshot: AffinitySnapshot, window: Window, customer, limit: int
             seen.add(pid)
             items.append({**_product(snapshot, pid), "product_purchase_frequency_in_group": freq,
                           "product_purchase_frequency": window.popularity["product"].get(pid, 0), "antecedent": None,
-                          "reason": f"no completed orders yet: among the most bought products of {who} "
-                                    f"({freq} orders in the window)"})
+                          "reason": f"no completed {baskets(snapshot)} yet: among the most bought products of "
+                                    f"{who} ({freq} {baskets(snapshot)} in the window)"})
     overall = sorted(window.popularity["product"].items(), key=lambda kv: (-kv[1], kv[0]))
     for pid, freq in overall:
         if len(items) >= limit:
@@ -242,8 +247,8 @@ def popular_for(snapshot: AffinitySnapshot, window: Window, customer, limit: int
             seen.add(pid)
             items.append({**_product(snapshot, pid), "product_purchase_frequency_in_group": 0,
                           "product_purchase_frequency": freq, "antecedent": None,
-                          "reason": f"no completed orders yet: among the most bought products overall "
-                                    f"({freq} orders in the window)"})
+                          "reason": f"no completed {baskets(snapshot)} yet: among the most bought products "
+                                    f"overall ({freq} {baskets(snapshot)} in the window)"})
     return items
 
 
@@ -287,13 +292,14 @@ def upsell(snapshot: AffinitySnapshot, window: Window, customer_id, *, limit: in
         entry = {layout.group_key: group, "highest_tier_bought": order[top_rank] if order and top_rank >= 0 else None}
         if price_key:
             entry[f"highest_{price_key}_bought"] = top_price
-        entry["items"] = [_upsell_item(p, pop, group, order, top_rank, top_price) for p in candidates[:limit]]
+        entry["items"] = [_upsell_item(p, pop, group, order, top_rank, top_price, baskets(snapshot))
+                          for p in candidates[:limit]]
         groups.append(entry)
     return {"customer_id": cid, "window": window.describe(), "snapshot_built_at": snapshot.built_at,
             "categories": groups}
 
 
-def _upsell_item(p, pop: dict, group, order: tuple, top_rank, top_price) -> dict:
+def _upsell_item(p, pop: dict, group, order: tuple, top_rank, top_price, baskets_: str) -> dict:
     n = pop.get(p.product_id, 0)
     item = {**p.to_dict(), "product_purchase_frequency": n}
     if top_price is not None and p.price is not None:
@@ -301,10 +307,9 @@ def _upsell_item(p, pop: dict, group, order: tuple, top_rank, top_price) -> dict
     if order:
         bought = order[top_rank] if top_rank >= 0 else "unranked"
         up_to = f" (up to {top_price:.2f})" if top_price is not None else ""
-        item["reason"] = (f"bought {bought} tier in {group}{up_to}; {p.tier} tier, bought in {n} orders "
-                          f"in the window")
+        item["reason"] = f"bought {bought} tier in {group}{up_to}; {p.tier} tier, bought in {n} {baskets_} in the window"
     else:
-        item["reason"] = f"bought in {group} up to {top_price:.2f}; {p.price:.2f}, bought in {n} orders in the window"
+        item["reason"] = f"bought in {group} up to {top_price:.2f}; {p.price:.2f}, bought in {n} {baskets_} in the window"
     return item
 
 
