@@ -31,6 +31,15 @@ def aligned(grain: str, offset: Window) -> bool:
     return months is not None and months % _GRAIN_MONTHS[grain] == 0
 
 
+def one_to_one(grain: str, offset: Window) -> bool:
+    """Whether the offset maps whole periods onto whole periods one to one (a month at month grain, a
+    week at day grain): then the periods a shifted value lands in are its own periods moved forward.
+    Month offsets at day (and clock) grains clamp: Mar 30 and 31 both read Feb 29."""
+    if offset.as_days() is not None:
+        return aligned(grain, offset)
+    return grain in _GRAIN_MONTHS and aligned(grain, offset)
+
+
 def moved_period(local: exp.Expression, grain: str, offset: Window, time: TimeContext) -> exp.Expression:
     """The period a row counts for: its (zone-shifted) time moved forward by the offset, truncated."""
     return truncate(add(local, offset.count, offset.unit), grain, time)

@@ -315,9 +315,8 @@ def serve(project, host, port, warehouse, query_timeout, max_rows, reload_interv
 
 def _check_bind(project, host: str, what: str) -> None:
     """Refuse to serve without authentication anywhere but loopback (before anything starts)."""
-    from canon.server.pgwire.server import credentials
     from canon.server.project import find_project, load_config
-    from canon.server.runtime.authn import Authenticator
+    from canon.server.runtime.authn import Authenticator, wire_credentials as credentials
 
     root = find_project(project)
     config = load_config(root)
@@ -848,7 +847,8 @@ def recommendations_refresh(project, warehouse):
         snapshot = store.refresh()
     d = snapshot.describe()
     click.echo(f"snapshot built in {d['build_ms']:.0f} ms: {d['rules']:,} product rules, {d['products']} products, "
-               f"{d['customers']:,} customers, window {d['window']['start']} .. {d['window']['end']} -> {store.path}")
+               f"{d['customers']:,} customers, window {d['window']['start']} .. {d['window']['end']}"
+               + (f" ({d['window']['timezone']} days)" if d["window"].get("timezone") else "") + f" -> {store.path}")
 
 
 @recommendations_group.command(name="load-feedback")

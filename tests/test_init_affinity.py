@@ -212,6 +212,21 @@ def test_the_snapshot_key_holds_the_zone(project, zoned_project):
     assert keys[0][1] != keys[1][1] and keys[0][2] == keys[1][2]
 
 
+def test_the_refresh_command_says_whose_days_the_window_counts(project, zoned_project, tmp_path):
+    """`canon recommendations refresh` names the block's zone beside the window (a window of Tokyo's days
+    is not the stored time's days), and says nothing of a zone where there is none."""
+    import shutil
+
+    for source, zoned in ((project, False), (zoned_project, True)):
+        copy = tmp_path / ("zoned" if zoned else "plain")
+        shutil.copytree(source, copy, ignore=shutil.ignore_patterns(".canon"))
+        result = CliRunner().invoke(main, ["recommendations", "refresh", "--project", str(copy)])
+        assert result.exit_code == 0, result.output
+        line = result.output.strip().splitlines()[-1]
+        assert re.search(r"window \d{4}-\d\d-\d\d \.\. \d{4}-\d\d-\d\d", line), line
+        assert (f"({ZONE} days)" in line) is zoned, line
+
+
 @pytest.mark.parametrize("zone", [None, ZONE])
 def test_family_pair_confidence_equals_hand_sql(project, zone):
     with Runtime.open(project) as runtime:

@@ -38,14 +38,27 @@ def test_quiet_gives_up_after_the_longest_wait():
     assert 0.15 < time.monotonic() - started < 2
 
 
-def test_runtime_queries_count_as_activity(project_runtime):
-    runtime = project_runtime
-    stream = runtime.stream(QueryRequest(metrics=("order_count",), dimensions=("metric_time.month",)))
+def test_client_queries_count_as_activity(project_runtime):
+    from canon.server.runtime.access import Identity
+
+    runtime, client = project_runtime, Identity("ana", "http")
+    stream = runtime.stream(QueryRequest(metrics=("order_count",), dimensions=("metric_time.month",)), identity=client)
     assert runtime.activity._running == 1
     list(stream)
     assert runtime.activity._running == 0
-    runtime.query(QueryRequest(metrics=("order_count",)), use_cache=False)
+    runtime.query(QueryRequest(metrics=("order_count",)), use_cache=False, identity=client)
     assert runtime.activity._running == 0 and runtime.activity.wait_quiet(0.05, 2)
+
+
+def test_the_runtimes_own_reads_do_not_hold_background_work_back(project_runtime):
+    """The snapshot build and the freshness checks read as the internal identity: they are the background
+    work, and must not keep the MCP mount (which waits for quiet clients) waiting behind them."""
+    runtime = project_runtime
+    stream = runtime.stream(QueryRequest(metrics=("order_count",), dimensions=("metric_time.month",)))
+    assert runtime.activity._running == 0
+    before = runtime.activity._last
+    list(stream)
+    assert runtime.activity._running == 0 and runtime.activity._last == before
 
 
 @pytest.fixture
@@ -86,3 +99,27 @@ def test_a_stopped_store_stops_waiting_and_builds_nothing():
     store.stop()
     thread.join(5)
     assert not thread.is_alive() and time.monotonic() - started < 2 and calls == []
+
+
+def test_a_built_snapshot_is_on_disk_and_collected_before_it_is_published(tmp_path, monkeypatch):
+    """Once a snapshot is visible its build is over: pickling it to disk and the full GC pass (each a
+    stall of the server's threads at scale) come first, not on the requests that arrive after it."""
+    import gc
+    import types
+
+    from canon.server.recommend import snapshot as s
+
+    built = types.SimpleNamespace(build_ms=1.0, products={}, customers={},
+                                  window=types.SimpleNamespace(days=365, start="2025-01-01", end="2025-12-31"))
+    monkeypatch.setattr(s, "block_of", lambda catalog: None)
+    monkeypatch.setattr(s, "build_snapshot", lambda *args, **kwargs: built)
+    store = s.SnapshotStore(tmp_path, lambda: None, lambda: None, persist=True, freeze_gc=True)
+    seen = []
+    monkeypatch.setattr(gc, "freeze", lambda: seen.append(("freeze", store.snapshot is built)))
+    monkeypatch.setattr(gc, "collect", lambda *args: seen.append(("collect", store.snapshot is built)) or 0)
+    publish = store._publish
+    monkeypatch.setattr(store, "_publish", lambda snapshot: (seen.append(("on disk", store.path.is_file())),
+                                                              publish(snapshot)))
+    store.refresh()
+    assert store.snapshot is built
+    assert seen == [("on disk", True), ("collect", False), ("freeze", True)]

@@ -162,3 +162,57 @@ def test_joined_around_rows_equal_hand_sql(catalog, warehouse, metric):
     got = canon_rows(catalog, warehouse, QueryRequest(metrics=(metric,), dimensions=("customer.rfm_segment",)))
     assert len(want) > 3
     assert_same(got, want)
+
+
+@pytest.mark.parametrize("metric, grain", [("revenue_mom_growth", "month"), ("revenue_mom_growth", "quarter"),
+                                           ("revenue_yoy_growth", "month"), ("revenue_yoy_growth", "year")])
+def test_an_offset_of_whole_periods_moves_its_own_periods_forward(catalog, metric, grain):
+    # a month at month grain maps periods one to one: the shifted periods come from the shifted values
+    # themselves, not from a join of the time spine (PostgreSQL ran that join as an extra scan)
+    assert "_canon_spine" not in sql(catalog, (metric,), (f"metric_time.{grain}",))
+
+
+@pytest.mark.parametrize("metric, grain", [("revenue_mom_growth", "day"), ("revenue_yoy_growth", "day")])
+def test_a_clamping_offset_still_reads_the_spine(catalog, metric, grain):
+    # Mar 30 and Mar 31 both read Feb 29: the days an offset value lands in are not its own days moved
+    assert "_canon_spine" in sql(catalog, (metric,), (f"metric_time.{grain}",))
+
+
+def test_one_to_one_offsets():
+    from canon.compiler.calendar import Window
+    from canon.compiler.time_shift import one_to_one
+
+    assert one_to_one("month", Window(1, "month")) and one_to_one("quarter", Window(1, "year"))
+    assert one_to_one("day", Window(7, "day")) and one_to_one("week", Window(2, "week"))
+    assert one_to_one("fiscal_quarter", Window(3, "month")) and one_to_one("hour", Window(1, "day"))
+    assert not one_to_one("day", Window(1, "month"))  # clamps
+    assert not one_to_one("hour", Window(1, "year"))  # clamps (Feb 29)
+    assert not one_to_one("quarter", Window(1, "month")) and not one_to_one("month", Window(1, "week"))
+    assert not one_to_one("week", Window(1, "month"))
+
+
+@pytest.mark.parametrize("dialect", ["duckdb", "postgres"])
+def test_period_over_period_by_time_is_one_full_join(catalog, dialect):
+    # the hand-written shape: the aggregate beside itself one offset earlier; no union of periods and no
+    # NULL-safe join (PostgreSQL can neither hash nor merge one, and JIT-compiled the extra plan nodes)
+    text = compile_request(catalog, QueryRequest(metrics=("revenue_mom_growth",), dimensions=("metric_time.month",)),
+                           dialect).sql
+    assert "FULL JOIN" in text and "UNION" not in text and "IS NOT DISTINCT FROM" not in text
+    # with another dimension the groups stay a union (a FULL JOIN cannot match NULL groups)
+    other = sql(catalog, ("revenue_mom_growth",), ("metric_time.month", "product.category"))
+    assert "FULL JOIN" not in other and "UNION" in other
+
+
+def test_period_over_period_rows_equal_hand_sql(catalog, warehouse):
+    hand = """
+        WITH r AS (SELECT CAST(date_trunc('month', o.ordered_at) AS DATE) AS m,
+                          SUM(i.quantity * i.unit_price - i.discount_amount) AS rev
+                   FROM order_items AS i JOIN orders AS o ON o.order_id = i.order_id AND o.status = 'completed'
+                   GROUP BY 1)
+        SELECT COALESCE(r.m, CAST(p.m + INTERVAL '1 month' AS DATE)) AS m, r.rev, p.rev
+        FROM r FULL JOIN r AS p ON p.m = CAST(r.m - INTERVAL '1 month' AS DATE)
+        WHERE COALESCE(r.m, CAST(p.m + INTERVAL '1 month' AS DATE)) <= (SELECT MAX(m) FROM r)
+        ORDER BY 1"""
+    request = QueryRequest(metrics=("revenue", "revenue_prev_month"), dimensions=("metric_time.month",))
+    assert "FULL JOIN" in compile_request(catalog, request, warehouse.dialect).sql
+    assert_same(canon_rows(catalog, warehouse, request), sql_rows(warehouse, hand))

@@ -22,6 +22,7 @@ from .cohort import render_cohort
 from .conversion import render_conversion
 from .cumulative import render_cumulative
 from .spine import spine_source
+from ..time_shift import one_to_one
 
 SPINE = "_canon_groups"
 DATA = "_canon_data_groups"
@@ -122,6 +123,14 @@ def _combine(catalog: Catalog, plan: Plan, finish: dict) -> exp.Select:
         if time is not None and (resolved.start or resolved.end) and any(_moves(n) for n in nodes):
             where = _trim(col(time.alias, SPINE), resolved, time.grain or "day")
         return _finish_combine(resolved, dims, ctes, home, SPINE, [], where, finish)
+    pair = _over_time(nodes, dims, time, resolved)
+    if pair is not None:
+        ctes.append((SPINE, _full_join(pair, resolved, home)))
+        home = {v: SPINE for v in home}
+        if (resolved.start or resolved.end) and any(_moves(n) for n in nodes):
+            where = _trim(col(time.alias, SPINE), resolved, time.grain or "day")
+        where = where + _until_data_ends(nodes, col(time.alias, SPINE), time.alias)
+        return _finish_combine(resolved, dims, ctes, home, SPINE, [], where, finish)
     if dims:
         parts = [_labels(catalog, node, dims, resolved) for node in nodes]
         data = exp.union(*parts, distinct=True, copy=False) if len(parts) > 1 else parts[0]
@@ -140,6 +149,31 @@ def _combine(catalog: Catalog, plan: Plan, finish: dict) -> exp.Select:
         base = nodes[0].name
         joins = [join(table(node.name)) for node in nodes[1:]]
     return _finish_combine(resolved, dims, ctes, home, base, joins, where, finish)
+
+
+def _over_time(nodes, dims: list[str], time, resolved):
+    """Period over period by time alone (revenue and last month's revenue by month), the offset moving
+    whole periods one to one: (current, earlier) nodes, else None."""
+    if time is None or dims != [time.alias] or resolved.fill_time or len(nodes) != 2:
+        return None
+    current = [n for n in nodes if isinstance(n, AggregateNode) and n.offset is None and n.cumulative is None]
+    earlier = [n for n in nodes if _lagged(n) and n.cumulative is None and n.time and n.time[0] == time.alias
+               and one_to_one(n.time[1], n.offset)]
+    return (current[0], earlier[0]) if len(current) == 1 and len(earlier) == 1 else None
+
+
+def _full_join(pair, resolved, home: dict) -> exp.Select:
+    """The two aggregates as one FULL JOIN, each period beside the one an offset earlier: the hand-written
+    shape (no union of periods, no NULL-safe joins, which PostgreSQL cannot hash or merge). A NULL period
+    has no row either way: the rows end with the data's last period (`_until_data_ends`)."""
+    current, earlier = pair
+    time_alias, grain = earlier.time
+    offset = earlier.offset
+    now, then = col(time_alias, current.name), col(time_alias, earlier.name)
+    period = exp.Coalesce(this=now, expressions=[truncate(add(then, offset.count, offset.unit), grain, resolved.time)])
+    on = exp.EQ(this=then.copy(), expression=truncate(add(now.copy(), -offset.count, offset.unit), grain, resolved.time))
+    return select([alias(period, time_alias)] + [alias(col(v, node), v) for v, node in home.items()],
+                  table(current.name), joins=[join(table(earlier.name), on, side="FULL")])
 
 
 def _finish_combine(resolved, dims, ctes, home, base, joins, where, finish) -> exp.Select:
@@ -165,9 +199,10 @@ def _lagged(node) -> bool:
 def _labels(catalog: Catalog, node, dims: list[str], resolved) -> exp.Select:
     """The groups a node contributes to the combined rows. A node shifted in time contributes every
     period P whose source period (P - offset) it has: taken from the time spine (configured or
-    generated), so that clamped days (Mar 30 and 31 both read Feb 29) and weeks get their rows."""
+    generated), so that clamped days (Mar 30 and 31 both read Feb 29) and weeks get their rows. Where the
+    offset maps periods one to one (a month at month grain) those are its own periods moved forward."""
     shifted = isinstance(node, AggregateNode) and node.offset is not None and node.time is not None and not node.moved
-    if not shifted:
+    if not shifted or one_to_one(node.time[1], node.offset):
         return select([_label(a, node, resolved) for a in dims], table(node.name), distinct=True)
     time_alias, grain = node.time
     spine, day = spine_source(catalog)

@@ -29,6 +29,7 @@ from .limits import AuthThrottle, WireLimits, fd_budget
 from .copy_out import CopyEncoder
 from .pgcatalog import REPORTED, SETTINGS
 from ..runtime import Identity
+from ..runtime.authn import wire_credentials as credentials  # noqa: F401 — re-exported: the CLI and front ends ask here
 from ..warehouses.base import QueryTicket
 from .session import CatalogState, Prepared, Result, Session, split_statements
 
@@ -870,16 +871,6 @@ def start_pg_server(runtime, host: str = "127.0.0.1", port: int = 5433,
     if "port" not in holder:
         raise OSError(f"the PostgreSQL wire server could not listen on {host}:{port}: {holder.get('error')}")
     return PgServerHandle(host, holder["port"], thread, loop, holder.get("task"))
-
-
-def credentials(config: dict) -> tuple[str, str | None]:
-    """The one configured wire user, if any: $CANON_PG_USER / $CANON_PG_PASSWORD, else canon.yml
-    `pg: {user, password}`. There is no default password: with none set (and no tokens or `users:`),
-    the server trusts its clients and listens only on loopback."""
-    section = config.get("pg") if isinstance(config.get("pg"), dict) else {}
-    user = os.environ.get("CANON_PG_USER") or section.get("user") or "canon"
-    password = os.environ.get("CANON_PG_PASSWORD") or section.get("password") or None
-    return str(user), (str(password) if password else None)
 
 
 def check_open_bind(runtime, host: str, password: str | None) -> None:

@@ -23,6 +23,7 @@ and cached until the next refresh.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
 import os
 import pickle
@@ -405,28 +406,27 @@ class SnapshotStore:
             except Exception as error:
                 self.last_error = f"{type(error).__name__}: {error}"
                 raise
+            if self.persist:  # stored first: once published, the build's work (pickling included) is done
+                self._store(snapshot)
             self._publish(snapshot)
             self.refreshes += 1
             self.last_error = None
-            if self.persist:
-                self._store(snapshot)
             log.info("recommendation snapshot built in %.0f ms (%d products, %d customers, window %s..%s)",
                      snapshot.build_ms, len(snapshot.products), len(snapshot.customers),
                      snapshot.window.start, snapshot.window.end)
             return snapshot
 
     def _publish(self, snapshot: AffinitySnapshot) -> None:
+        if self.freeze_gc:  # the full collection before the swap: requests that see the snapshot run unpaused
+            gc.collect()
         with self._window_lock:
             self._windows = {snapshot.window.days: snapshot.window}
             self._snapshot = snapshot  # one reference assignment: the swap
+        if self.freeze_gc:
+            gc.freeze()  # ~10^5 snapshot objects no longer scanned on every gen-2 pass (tail latency)
         self._settle_wait.set()
         with self._settled:
             self._settled.notify_all()
-        if self.freeze_gc:
-            import gc
-
-            gc.collect()
-            gc.freeze()  # ~10^5 snapshot objects no longer scanned on every gen-2 pass (tail latency)
 
     def wait(self, timeout_s: float) -> AffinitySnapshot | None:
         """The current snapshot; without one, the end of a build (the one running, else one started here),

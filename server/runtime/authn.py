@@ -170,6 +170,16 @@ class Authenticator:
                                "or bind 127.0.0.1")
 
 
+def wire_credentials(config: dict) -> tuple[str, str | None]:
+    """The one configured wire user, if any: $CANON_PG_USER / $CANON_PG_PASSWORD, else canon.yml
+    `pg: {user, password}`. There is no default password: with none set (and no tokens or `users:`),
+    the server trusts its clients and listens only on loopback."""
+    section = config.get("pg") if isinstance(config.get("pg"), dict) else {}
+    user = os.environ.get("CANON_PG_USER") or section.get("user") or "canon"
+    password = os.environ.get("CANON_PG_PASSWORD") or section.get("password") or None
+    return str(user), (str(password) if password else None)
+
+
 def is_loopback(host: str) -> bool:
     if host in LOOPBACK_NAMES:
         return True

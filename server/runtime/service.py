@@ -476,12 +476,15 @@ class Runtime:
             self._audit(prepared, 0, 0.0, error)
             raise
         stream = QueryStream(prepared, rows, overflow)
-        audited = prepared.identity.via != "internal"
-        self.activity.begin()
+        # a client's query (not the runtime's own background reads: the snapshot build, freshness
+        # checks) is audited and holds back background work until the clients are quiet
+        front = prepared.identity.via != "internal"
+        if front:
+            self.activity.begin()
 
         def closed(s: QueryStream) -> None:
-            self.activity.end()
-            if audited:
+            if front:
+                self.activity.end()
                 self._audit(s.prepared, s.rows_sent, time.perf_counter() - s.started, s.failure)
         stream.on_close = closed
         return stream

@@ -35,32 +35,25 @@ WITH q_0 AS (
   GROUP BY
     "order"."metric_time__month"
 ), _canon_groups AS (
-  SELECT DISTINCT
-    "metric_time__month"
+  SELECT
+    COALESCE(
+      "q_0"."metric_time__month",
+      CAST(DATE_TRUNC('MONTH', "q_1"."metric_time__month" + INTERVAL 1 MONTH) AS DATE)
+    ) AS "metric_time__month",
+    "q_0"."revenue" AS "revenue",
+    "q_1"."revenue_1" AS "revenue_1"
   FROM q_0
-  UNION
-  SELECT DISTINCT
-    "s"."_canon_p" AS "metric_time__month"
-  FROM (
-    SELECT DISTINCT
-      CAST(DATE_TRUNC('MONTH', _canon_spine.date_day) AS DATE) AS "_canon_p"
-    FROM time_spine AS "_canon_spine"
-  ) AS "s"
-  INNER JOIN q_1 AS "n"
-    ON "n"."metric_time__month" = CAST(DATE_TRUNC('MONTH', "s"."_canon_p" - INTERVAL 1 MONTH) AS DATE)
+  FULL JOIN q_1
+    ON "q_1"."metric_time__month" = CAST(DATE_TRUNC('MONTH', "q_0"."metric_time__month" - INTERVAL 1 MONTH) AS DATE)
 )
 SELECT
   "_canon_groups"."metric_time__month" AS "metric_time__month",
   (
-    "q_0"."revenue"
+    "_canon_groups"."revenue"
   ) / NULLIF((
-    "q_1"."revenue_1"
+    "_canon_groups"."revenue_1"
   ), 0) - 1 AS "revenue_mom_growth"
 FROM _canon_groups
-LEFT JOIN q_0
-  ON "_canon_groups"."metric_time__month" IS NOT DISTINCT FROM "q_0"."metric_time__month"
-LEFT JOIN q_1
-  ON "q_1"."metric_time__month" = CAST(DATE_TRUNC('MONTH', "_canon_groups"."metric_time__month" - INTERVAL 1 MONTH) AS DATE)
 WHERE
   "_canon_groups"."metric_time__month" >= CAST('2024-02-01' AS DATE)
   AND "_canon_groups"."metric_time__month" < CAST('2025-01-01 00:00:00' AS TIMESTAMP)
