@@ -28,6 +28,7 @@ from canon.server.webapp.routes import STATIC
 from tests.support.project import copy_project, shared_demo
 from tests.test_init_affinity import METRICS, _build
 from tests.test_recommend_config import _client
+from tests.test_webapp_browser import browser  # noqa: F401 — the headless Chromium fixture, one per module
 
 URL = "/v1/recommendations/config"
 PAGE = STATIC / "pages" / "crosssell.js"
@@ -235,71 +236,60 @@ def sites(bakery, tmp_path_factory):
             yield {"url": url, "client": client}, {"url": bare_url}
 
 
-@pytest.fixture(scope="module")
-def chromium(tmp_path_factory):
-    from tests.test_webapp_browser import Browser
-
-    b = Browser(tmp_path_factory.mktemp("profile"))
-    try:
-        yield b
-    finally:
-        b.close()
-
-
 def _texts(browser, selector: str) -> list[str]:
     return browser.js(f"[...document.querySelectorAll({json.dumps(selector)})].map(e => e.textContent)")
 
 
 @pytest.mark.slow  # a browser and two servers of their own
-def test_the_bakery_page_is_built_from_its_block(chromium, sites):
+def test_the_bakery_page_is_built_from_its_block(browser, sites):
     from tests.test_webapp_browser import SHOTS, visit
 
     site, _ = sites
     api = site["client"]
-    start = len(chromium.events)
-    visit(chromium, site, "cross-sell?value=bread&customer=1", "cross-sell", None)
+    start = len(browser.events)
+    visit(browser, site, "cross-sell?value=bread&customer=1", "cross-sell", None)
     # the levels: the first level is the default, then the SKUs themselves
-    assert chromium.js("[...document.querySelectorAll('select[name=level] option')].map(o => [o.value, o.textContent])") \
+    assert browser.js("[...document.querySelectorAll('select[name=level] option')].map(o => [o.value, o.textContent])") \
         == [["family", "family"], ["product", "sku (id or name)"]]
-    assert chromium.js("document.querySelector('select[name=level]').value") == "family"
-    assert chromium.js("document.querySelector('label[for=' + document.querySelector('input[name=customer]').id + ']')"
+    assert browser.js("document.querySelector('select[name=level]').value") == "family"
+    assert browser.js("document.querySelector('label[for=' + document.querySelector('input[name=customer]').id + ']')"
                        ".textContent") == "Shopper id"
     # the heatmap: family pairs by sku_confidence (no lift metric), one cell per pair the API answers
-    chromium.wait("document.querySelector('#heatmap').dataset.question", "the heatmap")
-    question = json.loads(chromium.js("document.querySelector('#heatmap').dataset.question"))
+    browser.wait("document.querySelector('#heatmap').dataset.question", "the heatmap")
+    question = json.loads(browser.js("document.querySelector('#heatmap').dataset.question"))
     assert question == {"metrics": ["sku_confidence"], "dimensions": ["antecedent.family", "consequent.family"]}
-    assert chromium.js("document.getElementById('h-heat').textContent") == "Family pairs: confidence"
-    cells = chromium.js("[...document.querySelectorAll('#heatmap rect.cell')]"
+    assert browser.js("document.getElementById('h-heat').textContent") == "Family pairs: confidence"
+    cells = browser.js("[...document.querySelectorAll('#heatmap rect.cell')]"
                         ".map(r => [r.dataset.row, r.dataset.col, Number(r.dataset.value)])")
     rows = api.post("/v1/query", json=question).json()["rows"]
     assert rows and sorted(map(tuple, cells)) == sorted(map(tuple, rows))
     # bought with the bread family: the families the API answers, in its order
-    assert _texts(chromium, "#pairs thead th") == ["family", "confidence", "lift", "support", "receipts with both"]
+    assert _texts(browser, "#pairs thead th") == ["family", "confidence", "lift", "support", "receipts with both"]
     pairs = api.get("/v1/cross-sell", params={"level": "family", "value": "bread", "limit": 15}).json()
     assert pairs["items"]
-    assert _texts(chromium, "#pairs tbody tr td:first-child") == [i["family"] for i in pairs["items"]]
-    assert "receipts hold it" in chromium.js("document.querySelector('#pairs .meta').textContent")
+    assert _texts(browser, "#pairs tbody tr td:first-child") == [i["family"] for i in pairs["items"]]
+    assert "receipts hold it" in browser.js("document.querySelector('#pairs .meta').textContent")
     # shopper 1's recommendations: the SKU names and families the API answers
-    assert _texts(chromium, "#recs thead th") == ["sku", "family", "score", "why"]
+    assert _texts(browser, "#recs thead th") == ["sku", "family", "score", "why"]
     recs = api.get("/v1/recommendations/1", params={"limit": 10}).json()
     assert recs["items"]
-    assert _texts(chromium, "#recs tbody tr td:first-child") == [i["product_name"] for i in recs["items"]]
-    assert _texts(chromium, "#recs tbody tr td:nth-child(2)") == [i["family"] for i in recs["items"]]
+    assert _texts(browser, "#recs tbody tr td:first-child") == [i["product_name"] for i in recs["items"]]
+    assert _texts(browser, "#recs tbody tr td:nth-child(2)") == [i["family"] for i in recs["items"]]
     # suggestions: the level's values, then the SKU names once the level is the SKUs
     families = api.get("/v1/dimensions/sku.family/values").json()["values"]
-    chromium.wait(f"document.querySelectorAll('#cs-values option').length === {len(families)}", "family values")
-    assert sorted(_texts_values(chromium)) == sorted(families)
-    chromium.screenshot(SHOTS / "cross-sell-other-catalog.png")
-    chromium.js("(() => { const s = document.querySelector('select[name=level]'); s.value = 'product';"
+    browser.wait(f"document.querySelectorAll('#cs-values option').length === {len(families)}", "family values")
+    assert sorted(_texts_values(browser)) == sorted(families)
+    browser.screenshot(SHOTS / "cross-sell-other-catalog.png")
+    browser.js("(() => { const s = document.querySelector('select[name=level]'); s.value = 'product';"
                 " s.dispatchEvent(new Event('change')); })()")
-    chromium.wait("[...document.querySelectorAll('#cs-values option')].some(o => o.value === 'croissant')", "SKU names")
+    browser.wait("[...document.querySelectorAll('#cs-values option')].some(o => o.value === 'croissant')", "SKU names")
     # a cell shows its row's pairs at the first level
-    row = chromium.js("document.querySelector('#heatmap rect.cell').dataset.row")
-    chromium.js("document.querySelector('#heatmap rect.cell').dispatchEvent(new MouseEvent('click'))")
-    chromium.wait(f"document.querySelector('#pairs h2') && document.querySelector('#pairs h2').textContent === "
+    row = browser.js("document.querySelector('#heatmap rect.cell').dataset.row")
+    browser.js("document.querySelector('#heatmap rect.cell').dispatchEvent(new MouseEvent('click'))")
+    browser.wait(f"document.querySelector('#pairs h2') && document.querySelector('#pairs h2').textContent === "
                   f"{json.dumps('Bought with ' + row)}", "the cell's pairs")
-    assert chromium.js("document.querySelector('select[name=level]').value") == "family"
-    assert not chromium.problems(site["url"], since=start)
+    assert browser.js("document.querySelector('select[name=level]').value") == "family"
+    assert not browser.problems(site["url"], since=start)
 
 
 def _texts_values(browser) -> list[str]:
@@ -307,11 +297,11 @@ def _texts_values(browser) -> list[str]:
 
 
 @pytest.mark.slow  # a browser and two servers of their own
-def test_without_the_block_the_page_says_recommendations_are_not_configured(chromium, sites):
+def test_without_the_block_the_page_says_recommendations_are_not_configured(browser, sites):
     from tests.test_webapp_browser import visit
 
     _, bare = sites
-    visit(chromium, bare, "cross-sell?level=family&value=bread", "cross-sell", refused=URL)
-    note = chromium.js("document.getElementById('not-configured').innerText")
+    visit(browser, bare, "cross-sell?level=family&value=bread", "cross-sell", refused=URL)
+    note = browser.js("document.getElementById('not-configured').innerText")
     assert "not configured" in note and "`recommendations:` block" in note
-    assert chromium.js("document.getElementById('heatmap')") is None
+    assert browser.js("document.getElementById('heatmap')") is None
