@@ -136,6 +136,14 @@ def test_the_watcher_keeps_converging_after_an_unreadable_file(project):
         reloader.stop()
 
 
+def save(path: Path, text: str) -> None:
+    """Save as editors that write a temporary file and rename it do. (The watcher runs meanwhile: a plain
+    truncate-and-write can be seen empty, which is a valid catalog of its own and a real reload.)"""
+    tmp = path.with_name(path.name + ".saving")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def test_status_returns_to_ok_after_a_revert(project, demo_path):
     from fastapi.testclient import TestClient
 
@@ -149,11 +157,11 @@ def test_status_returns_to_ok_after_a_revert(project, demo_path):
             return client.get("/v1/status").json()
 
         assert status()["status"] == "ok"
-        metrics.write_text("metrics: [broken")
+        save(metrics, "metrics: [broken")
         assert wait_for(lambda: status()["status"] == "degraded"), status()
         assert [e["location"] for e in status()["load_errors"]] == ["metrics/orders.yml:2"]
         assert client.post("/v1/query", json={"metrics": ["orders"]}).status_code == 200  # old catalog
-        metrics.write_text(good)
+        save(metrics, good)
         assert wait_for(lambda: status()["status"] == "ok"), status()
         body = status()
         assert body["load_errors"] == [] and body["catalog"]["reloads"] == 0 and body["catalog"]["checked_at"]
